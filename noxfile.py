@@ -1,0 +1,164 @@
+"""Test matrix of the juniper-cascor-protocol workspace.
+
+`nox` runs every default session; `nox -s bench` runs the benchmarks. Sessions build their
+virtual environments with uv from `uv.lock`, then override the one dependency a matrix axis
+varies (numpy for the worker, Pydantic for the envelope).
+
+Interpreters are never downloaded: each Python of the matrix must be on PATH or installed by
+pyenv, whose version folders are added to PATH here so a fresh machine finds them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tomllib
+from pathlib import Path
+
+import nox
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).parent
+PACKAGES = ROOT / "packages"
+ENVELOPE = PACKAGES / "juniper-cascor-protocol-envelope"
+WORKER = PACKAGES / "juniper-cascor-protocol-worker"
+META = PACKAGES / "juniper-cascor-protocol"
+
+PYTHONS = ["3.11", "3.12", "3.13"]
+# numpy 1.26 publishes no wheels for Python 3.13.
+NUMPY_1_PYTHONS = ["3.11", "3.12"]
+
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "tests_worker",
+    "tests_envelope",
+    "tests_meta",
+    "integration",
+]
+
+os.environ["UV_PYTHON_DOWNLOADS"] = "never"
+os.environ["UV_PYTHON_PREFERENCE"] = "only-system"
+
+
+def _put_pyenv_pythons_on_path() -> None:
+    """Make `python3.X` of every matrix version findable when only pyenv has it."""
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    extra = []
+    for version in PYTHONS:
+        if shutil.which(f"python{version}"):
+            continue
+        found = sorted(glob.glob(str(pyenv_root / "versions" / f"{version}.*" / "bin")))
+        if found:
+            extra.append(found[-1])
+    if extra:
+        os.environ["PATH"] = os.pathsep.join([*extra, os.environ.get("PATH", "")])
+
+
+_put_pyenv_pythons_on_path()
+
+
+def _declared_floor(package: Path, distribution: str) -> str:
+    """The lowest version of `distribution` that `package` declares it supports."""
+    project = tomllib.loads((package / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for line in project["dependencies"]:
+        requirement = Requirement(line)
+        if requirement.name == distribution:
+            for spec in requirement.specifier:
+                if spec.operator == ">=":
+                    return spec.version
+    raise LookupError(f"{package.name} declares no lower bound for {distribution}")
+
+
+def _sync(session: nox.Session, *extra: str) -> None:
+    """Install the locked workspace (all three packages, editable) into the session's venv."""
+    session.run_install(
+        "uv",
+        "sync",
+        "--frozen",
+        "--all-packages",
+        *extra,
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+        silent=True,
+    )
+
+
+def _pytest(session: nox.Session, *paths: Path) -> None:
+    session.run("pytest", *(str(p) for p in paths), *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    _sync(session)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHONS[0])
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over every package's sources and the noxfile."""
+    _sync(session)
+    session.run(
+        "mypy",
+        str(ENVELOPE / "src"),
+        str(WORKER / "src"),
+        str(META / "src"),
+        "noxfile.py",
+    )
+
+
+@nox.session
+@nox.parametrize(
+    ("python", "numpy"),
+    [(py, "latest") for py in PYTHONS] + [(py, "1.26") for py in NUMPY_1_PYTHONS],
+)
+def tests_worker(session: nox.Session, numpy: str) -> None:
+    """The worker distribution against numpy 1.26 and the latest numpy."""
+    _sync(session)
+    if numpy != "latest":
+        session.install(f"numpy=={numpy}.*")
+    _pytest(session, WORKER / "tests")
+
+
+@nox.session
+@nox.parametrize(
+    ("python", "pydantic"),
+    [(py, "latest") for py in PYTHONS] + [(PYTHONS[0], "lowest")],
+)
+def tests_envelope(session: nox.Session, pydantic: str) -> None:
+    """The envelope distribution against its lowest supported Pydantic and the latest."""
+    _sync(session)
+    if pydantic == "lowest":
+        session.install(f"pydantic=={_declared_floor(ENVELOPE, 'pydantic')}")
+    _pytest(session, ENVELOPE / "tests")
+
+
+@nox.session(python=PYTHONS)
+def tests_meta(session: nox.Session) -> None:
+    """The meta-package: re-exports, command-line tool, JSON Schemas."""
+    _sync(session)
+    _pytest(session, META / "tests")
+
+
+@nox.session(python=PYTHONS[0])
+def integration(session: nox.Session) -> None:
+    """Built wheels in clean venvs, and real WebSocket traffic over loopback."""
+    _sync(session)
+    _pytest(session, ROOT / "tests-integration")
+
+
+@nox.session(python=PYTHONS[0])
+def bench(session: nox.Session) -> None:
+    """Benchmarks: every figure printed as a ratio to a floor measured in the same run."""
+    _sync(session)
+    session.run(
+        "pytest",
+        str(ROOT / "benchmarks"),
+        "--benchmark-columns=min,median,mean,rounds",
+        "--benchmark-sort=name",
+        *session.posargs,
+    )
