@@ -1,0 +1,33 @@
+"""The public names other packages import from the worker distribution."""
+
+import numpy as np
+
+import juniper_cascor_protocol.worker as worker
+from juniper_cascor_protocol.worker import BinaryFrame, WorkerMessageType
+
+
+def test_every_public_name_is_importable() -> None:
+    for name in worker.__all__:
+        assert hasattr(worker, name), name
+
+
+def test_message_types_in_contract_order() -> None:
+    assert [member.value for member in WorkerMessageType] == [
+        "register",
+        "heartbeat",
+        "task_result",
+        "registration_ack",
+        "result_ack",
+        "task_assign",
+        "token_refresh",
+        "connection_established",
+        "error",
+    ]
+
+
+def test_a_frame_round_trips() -> None:
+    array = np.arange(6, dtype=np.float32).reshape(2, 3)
+    decoded = BinaryFrame.decode(BinaryFrame.encode(array))
+    assert decoded.dtype == array.dtype
+    assert decoded.shape == array.shape
+    assert decoded.tobytes() == array.tobytes()
