@@ -173,7 +173,11 @@ def test_wheel_metadata_pins_exactly_what_each_distribution_needs(wheels: dict[s
     assert envelope_requires[0].startswith("pydantic>=2")
     assert _metadata(wheels["meta"]) == (
         VERSION,
-        [f"juniper-cascor-protocol-envelope=={VERSION}", f"juniper-cascor-protocol-worker=={VERSION}"],
+        [
+            f"juniper-cascor-protocol-envelope=={VERSION}",
+            f"juniper-cascor-protocol-worker=={VERSION}",
+            "websockets>=13; extra == 'demo'",
+        ],
     )
 
 
