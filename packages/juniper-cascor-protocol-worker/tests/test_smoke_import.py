@@ -1,8 +1,7 @@
 """The public names other packages import from the worker distribution."""
 
-import numpy as np
-
 import juniper_cascor_protocol.worker as worker
+import numpy as np
 from juniper_cascor_protocol.worker import BinaryFrame, WorkerMessageType
 
 

@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 __all__ = ["MAX_DTYPE_BYTES", "MAX_FRAME_BYTES", "MAX_NDIM", "BinaryFrame"]
 
@@ -219,7 +222,7 @@ class BinaryFrame:
         checked, wire, _ = _checked(array)
         if not checked.flags.c_contiguous:
             checked = np.ascontiguousarray(checked)
-        return b"".join((_header(checked, wire), checked.data))
+        return b"".join((_header(checked, wire), cast("Buffer", checked)))
 
     @staticmethod
     def encode_parts(array: NDArray[Any]) -> tuple[bytes, memoryview]:
@@ -285,7 +288,7 @@ class BinaryFrame:
         of ``data``'s bytes, made in constant time; it keeps ``data`` alive, and it changes if
         the caller later writes to ``data``.
         """
-        buf = data if type(data) is bytes else _byte_buffer(data)
+        buf = data if type(data) is bytes or type(data) is bytearray else _byte_buffer(data)
         size = len(buf)
         if size > MAX_FRAME_BYTES:
             raise ValueError(
@@ -310,7 +313,9 @@ class BinaryFrame:
                 f"Binary frame too short for dtype header: {size} bytes, the header needs "
                 f"{text_start}"
             )
-        *shape, text_length = _SHAPE_AND_LEN[ndim].unpack_from(buf, 4)
+        values = _SHAPE_AND_LEN[ndim].unpack_from(buf, 4)
+        shape = values[:ndim]
+        text_length = values[ndim]
         if text_length > MAX_DTYPE_BYTES:
             raise ValueError(
                 f"Unreasonable dtype string length: {text_length} bytes > {MAX_DTYPE_BYTES}"
@@ -329,7 +334,7 @@ class BinaryFrame:
         expected = count * dtype.itemsize
         if size - data_start != expected:
             raise ValueError(
-                f"Data size mismatch: shape {tuple(shape)} of {dtype} needs {expected} bytes, "
+                f"Data size mismatch: shape {shape} of {dtype} needs {expected} bytes, "
                 f"the frame carries {size - data_start}"
             )
         if count == 0:
@@ -337,13 +342,15 @@ class BinaryFrame:
                 array = np.empty(shape, dtype)
             except ValueError as exc:  # numpy bounds the product of the non-zero dimensions
                 raise ValueError(
-                    f"Data size mismatch: shape {tuple(shape)} of {dtype} is beyond numpy: {exc}"
+                    f"Data size mismatch: shape {shape} of {dtype} is beyond numpy: {exc}"
                 ) from None
             if copy:
                 return array
         else:
-            array = np.frombuffer(buf, dtype, count, data_start).reshape(shape)
+            array = np.ndarray(shape, dtype, buf, data_start)
             if copy:
                 return array.copy()
-        array.flags.writeable = False
+            if type(buf) is bytes:  # already read-only, skip the flag write
+                return array
+        array.setflags(write=False)
         return array
