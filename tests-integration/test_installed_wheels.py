@@ -56,7 +56,16 @@ class Venv:
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("wheels")
     for key, name in DISTRIBUTIONS.items():
-        _run(sys.executable, "-m", "uv", "build", "--wheel", "--out-dir", out / key, ROOT / "packages" / name)
+        _run(
+            sys.executable,
+            "-m",
+            "uv",
+            "build",
+            "--wheel",
+            "--out-dir",
+            out / key,
+            ROOT / "packages" / name,
+        )
     built = {key: next((out / key).glob("*.whl")) for key in DISTRIBUTIONS}
     return built
 

@@ -14,10 +14,11 @@ from pkgutil import extend_path
 
 __path__ = extend_path(__path__, __name__)
 
-from importlib.metadata import version as _distribution_version  # noqa: E402
+from importlib.metadata import version as _distribution_version
 
-from juniper_cascor_protocol.worker import BinaryFrame, WorkerMessageType  # noqa: E402
+from juniper_cascor_protocol.worker import BinaryFrame, WorkerMessageType
 
 __version__: str = _distribution_version("juniper-cascor-protocol")
 
-__all__ = ["__version__", "WorkerMessageType", "BinaryFrame"]
+# The order is part of the 0.1/0.2 contract.
+__all__ = ["__version__", "WorkerMessageType", "BinaryFrame"]  # noqa: RUF022

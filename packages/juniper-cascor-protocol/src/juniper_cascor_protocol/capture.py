@@ -1,0 +1,180 @@
+"""Audit a JSON-lines capture of ``/ws/training`` or ``/ws/control`` frames.
+
+Each non-blank line is one frame as received from the wire. Every line is validated with
+``validate_envelope_json`` (the consumers' own path); a line that does not become a typed
+envelope is explained once more on the slow path, so the reason costs nothing on good frames.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from juniper_cascor_protocol.envelope import (
+    KNOWN_ENVELOPES,
+    UnknownEnvelope,
+    validate_envelope_json,
+)
+from juniper_cascor_protocol.envelope.sequence import SeqEvent, SequenceTracker
+
+__all__ = ["DEFAULT_MAX_LISTED", "CaptureReport", "InvalidFrame", "SeqProblem", "audit_capture"]
+
+_SEQ_PROBLEMS = frozenset({SeqEvent.GAP, SeqEvent.DUPLICATE, SeqEvent.RESET})
+
+DEFAULT_MAX_LISTED = 50
+"""How many invalid frames and seq problems a report lists in detail; all are counted."""
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidFrame:
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeqProblem:
+    """A gap (``missing_first``..``missing_last`` never seen), duplicate or reset at ``line``."""
+
+    line: int
+    event: str
+    seq: int | None
+    missing_first: int | None = None
+    missing_last: int | None = None
+
+
+@dataclass
+class CaptureReport:
+    """What a capture held. ``invalid`` and ``seq_problems`` list at most ``max_listed`` each."""
+
+    max_listed: int = DEFAULT_MAX_LISTED
+    frames: int = 0
+    per_type: Counter[str] = field(default_factory=Counter)
+    unknown_labels: Counter[str] = field(default_factory=Counter)
+    invalid_count: int = 0
+    invalid: list[InvalidFrame] = field(default_factory=list)
+    gaps: int = 0
+    missing: int = 0
+    duplicates: int = 0
+    resets: int = 0
+    seq_problems: list[SeqProblem] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """No invalid frame and no seq problem (unknown types alone are not problems)."""
+        return self.invalid_count == 0 and not (self.gaps or self.duplicates or self.resets)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "per_type": dict(sorted(self.per_type.items())),
+            "unknown_labels": dict(sorted(self.unknown_labels.items())),
+            "invalid_count": self.invalid_count,
+            "invalid": [{"line": f.line, "reason": f.reason} for f in self.invalid],
+            "seq": {
+                "gaps": self.gaps,
+                "missing": self.missing,
+                "duplicates": self.duplicates,
+                "resets": self.resets,
+                "problems": [
+                    {k: v for k, v in asdict(p).items() if v is not None} for p in self.seq_problems
+                ],
+            },
+            "clean": self.clean,
+        }
+
+    def render(self) -> str:
+        lines = [f"{self.frames} frames"]
+        lines += [f"  {name:<24} {count}" for name, count in sorted(self.per_type.items())]
+        if self.unknown_labels:
+            lines.append("unknown types (bounded labels):")
+            lines += [f"  {name:<24} {n}" for name, n in sorted(self.unknown_labels.items())]
+        lines.append(f"invalid frames: {self.invalid_count}")
+        lines += [f"  line {f.line}: {f.reason}" for f in self.invalid]
+        if self.invalid_count > len(self.invalid):
+            lines.append(f"  ... {self.invalid_count - len(self.invalid)} more not listed")
+        lines.append(
+            f"seq: {self.gaps} gaps ({self.missing} frames missing), "
+            f"{self.duplicates} duplicates, {self.resets} resets"
+        )
+        for p in self.seq_problems:
+            where = f"  line {p.line}: {p.event} at seq {p.seq}"
+            if p.missing_first is not None:
+                where += f", missing {p.missing_first}..{p.missing_last}"
+            lines.append(where)
+        return "\n".join(lines)
+
+
+def explain_invalid(raw: bytes) -> str | None:
+    """Why ``raw`` did not validate as a known envelope, or None if it is merely an unknown type."""
+    try:
+        frame = json.loads(raw)
+    except (ValueError, RecursionError) as error:
+        return f"malformed JSON: {error}"
+    if not isinstance(frame, dict):
+        return f"not a JSON object: got {type(frame).__name__}"
+    kind = frame.get("type")
+    if not isinstance(kind, str):
+        return "missing or non-string 'type'"
+    model = KNOWN_ENVELOPES.get(kind)
+    if model is None:
+        return None
+    try:
+        model.model_validate(frame)
+    except ValidationError as error:
+        details = (
+            f"{'.'.join(str(p) for p in e['loc']) or '<frame>'}: {e['msg']}"
+            for e in error.errors(include_url=False)
+        )
+        return f"invalid {kind!r} frame: " + "; ".join(details)
+    except RecursionError:
+        return f"invalid {kind!r} frame: nested too deeply"
+    return f"invalid {kind!r} frame"
+
+
+def audit_capture(
+    lines: Iterable[bytes],
+    *,
+    max_listed: int = DEFAULT_MAX_LISTED,
+    on_line: Callable[[int], None] | None = None,
+) -> CaptureReport:
+    """Validate every frame of a JSON-lines capture; ``on_line(bytes_read)`` reports progress."""
+    report = CaptureReport(max_listed=max_listed)
+    tracker = SequenceTracker()
+    for number, line in enumerate(lines, start=1):
+        if on_line is not None:
+            on_line(len(line))
+        raw = line.strip()
+        if not raw:
+            continue
+        report.frames += 1
+        envelope = validate_envelope_json(raw)
+        if isinstance(envelope, UnknownEnvelope):
+            reason = explain_invalid(raw)
+            if reason is None:
+                report.unknown_labels[envelope.type] += 1
+            else:
+                report.invalid_count += 1
+                if len(report.invalid) < max_listed:
+                    report.invalid.append(InvalidFrame(number, reason))
+            continue
+        report.per_type[envelope.type] += 1
+        observation = tracker.observe(envelope)
+        if observation.event in _SEQ_PROBLEMS and len(report.seq_problems) < max_listed:
+            report.seq_problems.append(
+                SeqProblem(
+                    line=number,
+                    event=observation.event.value,
+                    seq=observation.seq,
+                    missing_first=observation.missing_first,
+                    missing_last=observation.missing_last,
+                )
+            )
+    stats = tracker.stats()
+    report.gaps, report.missing = stats.gaps, stats.missing
+    report.duplicates, report.resets = stats.duplicates, stats.resets
+    return report

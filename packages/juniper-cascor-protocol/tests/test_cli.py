@@ -1,0 +1,183 @@
+"""The command-line tool as a user runs it: outputs, JSON reports and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from juniper_cascor_protocol.cli import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, main
+from juniper_cascor_protocol.envelope import reset_unknown_label_state
+from juniper_cascor_protocol.worker import BinaryFrame
+
+CAPTURE_LINES = [
+    '{"type": "initial_metrics", "timestamp": 1.0,'
+    ' "data": {"metrics": [], "count": 0, "current_seq": 0}}',
+    '{"type": "metrics", "timestamp": 1.1, "data": {"loss": 0.5}, "seq": 1}',
+    '{"type": "metrics", "timestamp": 1.2, "data": {"loss": 0.4}, "seq": 2}',
+    "",
+    '{"type": "state", "timestamp": 1.3, "data": {"phase": "output"}, "seq": 5}',
+    '{"type": "brand_new_kind", "timestamp": 1.4, "data": {}}',
+    '{"type": "initial_metrics", "timestamp": 1.5, "data": {}}',
+    "{not json",
+    "[1, 2]",
+    '{"type": "command_response", "timestamp": 1.6,'
+    ' "data": {"command": "start", "status": "success"}}',
+]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_labels() -> None:
+    reset_unknown_label_state()
+
+
+@pytest.fixture
+def capture(tmp_path: Path) -> Path:
+    path = tmp_path / "capture.jsonl"
+    path.write_text("\n".join(CAPTURE_LINES) + "\n", encoding="utf-8")
+    return path
+
+
+def test_validate_reports_types_unknowns_invalid_lines_and_gaps(
+    capture: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", str(capture)]) == EXIT_PROBLEMS
+    out = capsys.readouterr().out
+    assert "9 frames" in out
+    assert "brand_new_kind" in out
+    assert "invalid frames: 3" in out
+    assert "line 7: invalid 'initial_metrics' frame: data.count: Field required" in out
+    assert "line 8: malformed JSON" in out
+    assert "line 9: not a JSON object: got list" in out
+    assert "seq: 1 gaps (2 frames missing)" in out
+    assert "line 5: gap at seq 5, missing 3..4" in out
+
+
+def test_validate_json_report_is_machine_readable(
+    capture: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", "--json", str(capture)]) == EXIT_PROBLEMS
+    report = json.loads(capsys.readouterr().out)
+    assert report["frames"] == 9
+    assert report["per_type"] == {
+        "command_response": 1,
+        "initial_metrics": 1,
+        "metrics": 2,
+        "state": 1,
+    }
+    assert report["unknown_labels"] == {"brand_new_kind": 1}
+    assert [f["line"] for f in report["invalid"]] == [7, 8, 9]
+    assert report["seq"]["gaps"] == 1
+    assert report["seq"]["missing"] == 2
+    assert report["seq"]["problems"] == [
+        {"line": 5, "event": "gap", "seq": 5, "missing_first": 3, "missing_last": 4}
+    ]
+    assert report["clean"] is False
+
+
+def test_validate_clean_capture_exits_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "clean.jsonl"
+    path.write_text("\n".join(CAPTURE_LINES[1:3]) + "\n", encoding="utf-8")
+    assert main(["validate", str(path)]) == EXIT_OK
+    assert "invalid frames: 0" in capsys.readouterr().out
+
+
+def test_validate_lists_at_most_max_listed_but_counts_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text("{oops\n" * 7, encoding="utf-8")
+    assert main(["validate", "--json", "--max-listed", "2", str(path)]) == EXIT_PROBLEMS
+    report = json.loads(capsys.readouterr().out)
+    assert report["invalid_count"] == 7
+    assert len(report["invalid"]) == 2
+
+
+def test_validate_missing_file_is_an_input_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", str(tmp_path / "absent.jsonl")]) == EXIT_USAGE
+    assert "absent.jsonl" in capsys.readouterr().err
+
+
+def _write_frame(path: Path, array: np.ndarray) -> Path:
+    path.write_bytes(BinaryFrame.encode(array))
+    return path
+
+
+def test_inspect_prints_shape_dtype_and_statistics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    array = np.array([[1.0, np.nan], [np.inf, 3.0]], dtype=np.float32)
+    frame = _write_frame(tmp_path / "t.bin", array)
+    assert main(["inspect", "--json", str(frame)]) == EXIT_OK
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["valid"] is True
+    assert summary["shape"] == [2, 2]
+    assert summary["dtype"] == "float32"
+    assert summary["elements"] == 4
+    assert summary["payload_bytes"] == 16
+    assert summary["nan_count"] == 1
+    assert summary["inf_count"] == 1
+    assert summary["minimum"] == 1.0
+    assert summary["maximum"] == 3.0
+    assert summary["mean"] == 2.0
+
+
+def test_inspect_human_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    frame = _write_frame(tmp_path / "t.bin", np.arange(6, dtype=">i4").reshape(3, 2))
+    assert main(["inspect", str(frame)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "shape:   (3, 2)" in out
+    assert "dtype:   >i4" in out
+    assert "min 0  max 5" in out
+
+
+def test_inspect_names_the_precise_reason_for_a_malformed_frame(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full = BinaryFrame.encode(np.zeros(4, dtype=np.float64))
+    path = tmp_path / "truncated.bin"
+    path.write_bytes(full[:-1])
+    assert main(["inspect", str(path)]) == EXIT_PROBLEMS
+    assert "Data size mismatch" in capsys.readouterr().out
+    path.write_bytes(b"\x01\x00")
+    assert main(["inspect", "--json", str(path)]) == EXIT_PROBLEMS
+    result = json.loads(capsys.readouterr().out)
+    assert result["valid"] is False
+    assert result["reason"].startswith("Binary frame too short for shape header")
+
+
+def test_schema_writes_then_checks_and_detects_drift(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "schemas"
+    assert main(["schema", "--out", str(out_dir)]) == EXIT_OK
+    assert main(["schema", "--check", "--out", str(out_dir)]) == EXIT_OK
+    metrics = out_dir / "envelope" / "metrics.schema.json"
+    metrics.write_text("{}\n", encoding="utf-8")
+    assert main(["schema", "--check", "--out", str(out_dir)]) == EXIT_PROBLEMS
+    assert "out of date: envelope/metrics.schema.json" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["validate"], ["inspect"], ["schema"]])
+def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: juniper-cascor-protocol" in out
+    assert "exit codes:" in out
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["validate"])
+    assert exited.value.code == EXIT_USAGE
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--frames", "0"])
+    assert exited.value.code == EXIT_USAGE
