@@ -45,11 +45,17 @@ os.environ["UV_PYTHON_PREFERENCE"] = "only-system"
 
 
 def _put_pyenv_pythons_on_path() -> None:
-    """Make `python3.X` of every matrix version findable when only pyenv has it."""
+    """Make `python3.X` of every matrix version findable when only pyenv has it.
+
+    pyenv's shims are no help: a shim for a version that is installed but not selected
+    fails when run, so each version's own `bin` folder goes on PATH instead.
+    """
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    shims = pyenv_root / "shims"
     extra = []
     for version in PYTHONS:
-        if shutil.which(f"python{version}"):
+        on_path = shutil.which(f"python{version}")
+        if on_path and Path(on_path).parent != shims:
             continue
         found = sorted(glob.glob(str(pyenv_root / "versions" / f"{version}.*" / "bin")))
         if found:
@@ -121,6 +127,7 @@ def tests_worker(session: nox.Session, numpy: str) -> None:
     _sync(session)
     if numpy != "latest":
         session.install(f"numpy=={numpy}.*")
+    session.run("python", "-c", "import numpy; print('numpy', numpy.__version__)")
     _pytest(session, WORKER / "tests")
 
 
@@ -134,6 +141,7 @@ def tests_envelope(session: nox.Session, pydantic: str) -> None:
     _sync(session)
     if pydantic == "lowest":
         session.install(f"pydantic=={_declared_floor(ENVELOPE, 'pydantic')}")
+    session.run("python", "-c", "import pydantic; print('pydantic', pydantic.VERSION)")
     _pytest(session, ENVELOPE / "tests")
 
 
