@@ -1,0 +1,490 @@
+"""Splitting envelopes too large for one frame into ``chunked_message`` frames, and back (SPEC §4).
+
+Producer: :class:`Chunker` serializes an envelope to its wire JSON and, if that does not fit in
+``max_frame_bytes``, cuts the JSON *text* into payloads so that every chunk frame's own wire
+JSON — header, escaped payload and up to ``headroom`` bytes of ``seq``/``emitted_at_monotonic``
+added later by the broadcaster — is at most ``max_frame_bytes`` UTF-8 bytes. Joining the
+payloads in ``chunk_index`` order gives the original's wire JSON exactly.
+
+Consumer: :class:`Reassembler` collects chunks per ``chunk_id`` within hard caps on chunks,
+bytes, messages in flight, age and remembered ids, and reports every outcome as a
+:class:`ReassemblyResult` — it never raises on received frames.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from pydantic_core import to_json
+
+from juniper_cascor_protocol.envelope.models import (
+    BaseEnvelope,
+    ChunkedMessageData,
+    ChunkedMessageEnvelope,
+    UnknownEnvelope,
+)
+from juniper_cascor_protocol.envelope.validation import validate_envelope_json
+
+__all__ = [
+    "DEFAULT_MAX_AGE_SECONDS",
+    "DEFAULT_MAX_BUFFERED_BYTES",
+    "DEFAULT_MAX_CHUNKS_PER_MESSAGE",
+    "DEFAULT_MAX_FRAME_BYTES",
+    "DEFAULT_MAX_HEADER_CHARS",
+    "DEFAULT_MAX_MESSAGES_IN_FLIGHT",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "DEFAULT_MAX_REMEMBERED_IDS",
+    "MIN_FRAME_BYTES",
+    "MIN_PAYLOAD_BYTES",
+    "STAMP_HEADROOM",
+    "Chunker",
+    "Reassembler",
+    "ReassemblerStats",
+    "ReassemblyResult",
+    "ReassemblyStatus",
+    "RejectReason",
+]
+
+DEFAULT_MAX_FRAME_BYTES = 1 << 20
+"""1 MiB: the default ``max_size`` of the ``websockets`` library."""
+
+STAMP_HEADROOM = 80
+"""Bytes kept free in every frame for ``,"seq":N,"emitted_at_monotonic":F``.
+
+That is 7 + 24 characters of keys and punctuation, up to 24 for any float's JSON form and room
+for a ``seq`` of up to 25 digits, far beyond what a :class:`SequenceCounter` reaches.
+"""
+
+MIN_PAYLOAD_BYTES = 64
+"""The smallest payload budget per chunk a :class:`Chunker` accepts."""
+
+MIN_FRAME_BYTES = 512
+"""The least ``max_frame_bytes - headroom`` a :class:`Chunker` accepts: room for a chunk header
+(about 200 bytes plus ``original_type``) and a useful payload."""
+
+DEFAULT_MAX_CHUNKS_PER_MESSAGE = 4096
+DEFAULT_MAX_MESSAGE_BYTES = 64 << 20
+DEFAULT_MAX_BUFFERED_BYTES = 128 << 20
+DEFAULT_MAX_MESSAGES_IN_FLIGHT = 16
+DEFAULT_MAX_AGE_SECONDS = 60.0
+DEFAULT_MAX_REMEMBERED_IDS = 1024
+DEFAULT_MAX_HEADER_CHARS = 128
+"""Longest accepted ``chunk_id`` and ``original_type`` (a UUID4 string is 36)."""
+
+
+def _new_chunk_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _escaped_size(text: str) -> int:
+    """UTF-8 bytes ``text`` takes inside a JSON string literal, as Pydantic serializes it."""
+    return len(to_json(text)) - 2
+
+
+class Chunker:
+    """Splits envelopes whose wire JSON exceeds ``max_frame_bytes`` into chunk envelopes.
+
+    ``headroom`` bytes of every frame are left for fields a broadcaster adds after chunking
+    (see :data:`STAMP_HEADROOM`); the chunk frames themselves carry no ``seq``. They reuse the
+    original's ``timestamp``. Raises ``ValueError`` when the limits leave fewer than
+    :data:`MIN_PAYLOAD_BYTES` for a payload, and Pydantic's serialization error for an
+    envelope that has no JSON form (e.g. a string with lone surrogates).
+    """
+
+    __slots__ = ("_chunk_id_factory", "_headroom", "_max_frame_bytes")
+
+    def __init__(
+        self,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        *,
+        headroom: int = STAMP_HEADROOM,
+        chunk_id_factory: Callable[[], str] = _new_chunk_id,
+    ) -> None:
+        if headroom < 0:
+            raise ValueError(f"headroom must be >= 0, got {headroom}")
+        if max_frame_bytes - headroom < MIN_FRAME_BYTES:
+            raise ValueError(
+                f"max_frame_bytes must be >= headroom + {MIN_FRAME_BYTES} "
+                f"(= {headroom + MIN_FRAME_BYTES}), got {max_frame_bytes}"
+            )
+        self._max_frame_bytes = max_frame_bytes
+        self._headroom = headroom
+        self._chunk_id_factory = chunk_id_factory
+
+    @property
+    def max_frame_bytes(self) -> int:
+        return self._max_frame_bytes
+
+    @property
+    def headroom(self) -> int:
+        return self._headroom
+
+    def fits(self, envelope: BaseEnvelope) -> bool:
+        """Whether ``envelope`` goes out as one frame, headroom included."""
+        wire = envelope.__pydantic_serializer__.to_json(envelope, exclude_none=True)
+        return len(wire) + self._headroom <= self._max_frame_bytes
+
+    def split(self, envelope: BaseEnvelope) -> list[BaseEnvelope]:
+        """``[envelope]`` if it fits in one frame, else its chunk envelopes in index order."""
+        wire = envelope.__pydantic_serializer__.to_json(envelope, exclude_none=True)
+        if len(wire) + self._headroom <= self._max_frame_bytes:
+            return [envelope]
+        return list(self._chunks(envelope, wire.decode()))
+
+    def chunk(self, envelope: BaseEnvelope) -> list[ChunkedMessageEnvelope]:
+        """Always split, even an envelope that would fit (one chunk then)."""
+        return self._chunks(envelope, envelope.model_dump_json(exclude_none=True))
+
+    def _chunks(self, envelope: BaseEnvelope, text: str) -> list[ChunkedMessageEnvelope]:
+        chunk_id = self._chunk_id_factory()
+        # No piece is empty, so there are at most len(text) chunks: size the header for that.
+        widest = 10 ** len(str(max(len(text), 1))) - 1
+        header = ChunkedMessageEnvelope(
+            timestamp=envelope.timestamp,
+            data=ChunkedMessageData(
+                chunk_id=chunk_id,
+                chunk_index=widest,
+                total_chunks=widest,
+                original_type=envelope.type,
+                payload="",
+            ),
+        )
+        budget = self._max_frame_bytes - self._headroom - len(to_json(header, exclude_none=True))
+        if budget < MIN_PAYLOAD_BYTES:
+            raise ValueError(
+                f"max_frame_bytes={self._max_frame_bytes} leaves {budget} payload bytes per "
+                f"chunk for original_type={envelope.type[:40]!r}; at least {MIN_PAYLOAD_BYTES} "
+                "are needed"
+            )
+        pieces = _cut(text, budget)
+        total = len(pieces)
+        return [
+            ChunkedMessageEnvelope(
+                timestamp=envelope.timestamp,
+                data=ChunkedMessageData(
+                    chunk_id=chunk_id,
+                    chunk_index=index,
+                    total_chunks=total,
+                    original_type=envelope.type,
+                    payload=piece,
+                ),
+            )
+            for index, piece in enumerate(pieces)
+        ]
+
+
+def _cut(text: str, budget: int) -> list[str]:
+    """Cut ``text`` into non-empty pieces whose escaped size is at most ``budget`` bytes."""
+    pieces: list[str] = []
+    start, end_of_text = 0, len(text)
+    while start < end_of_text:
+        # Every character costs at least one byte escaped, so ``budget`` characters is an
+        # upper bound; shrink in proportion to the overshoot until the piece fits. One
+        # character costs at most 6 bytes (``\\u001f``), well under MIN_PAYLOAD_BYTES.
+        length = min(end_of_text - start, budget)
+        while (size := _escaped_size(text[start : start + length])) > budget:
+            length = min(length - 1, length * budget // size)
+        pieces.append(text[start : start + length])
+        start += length
+    return pieces
+
+
+class ReassemblyStatus(StrEnum):
+    PASSTHROUGH = "passthrough"
+    """Not a chunk: ``envelope`` is the input, unchanged."""
+    PENDING = "pending"
+    """Chunk stored; the message is incomplete."""
+    COMPLETE = "complete"
+    """Last chunk arrived: ``envelope`` is the rebuilt original."""
+    DUPLICATE = "duplicate"
+    """An identical copy of a stored chunk, or a chunk of a message already completed: ignored."""
+    REJECTED = "rejected"
+    """See ``reason``; any data buffered for this ``chunk_id`` has been freed."""
+
+
+class RejectReason(StrEnum):
+    MALFORMED = "malformed"
+    """A ``chunked_message`` frame whose data failed validation (an ``UnknownEnvelope``)."""
+    HEADER_TOO_LONG = "header_too_long"
+    """``chunk_id`` or ``original_type`` longer than ``max_header_chars``."""
+    TOO_MANY_CHUNKS = "too_many_chunks"
+    """``total_chunks`` above ``max_chunks_per_message``."""
+    INDEX_OUT_OF_RANGE = "index_out_of_range"
+    """``chunk_index >= total_chunks``."""
+    TOTAL_MISMATCH = "total_mismatch"
+    """``total_chunks`` differs from earlier chunks of the same ``chunk_id``."""
+    TYPE_MISMATCH = "type_mismatch"
+    """``original_type`` differs from earlier chunks of the same ``chunk_id``."""
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"
+    """A second chunk with the same index but a different payload."""
+    MESSAGE_TOO_LARGE = "message_too_large"
+    """The payloads of one message add up to more than ``max_message_bytes``."""
+    ALREADY_REJECTED = "already_rejected"
+    """A chunk of a message rejected earlier (for any of the reasons above)."""
+    EXPIRED = "expired"
+    """A chunk of a message dropped for exceeding ``max_age_seconds``."""
+    EVICTED = "evicted"
+    """A chunk of a message evicted to respect ``max_messages_in_flight``/``max_buffered_bytes``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReassemblyResult:
+    status: ReassemblyStatus
+    envelope: BaseEnvelope | None = None
+    """The input (``PASSTHROUGH``) or the rebuilt original (``COMPLETE``), else ``None``."""
+    reason: RejectReason | None = None
+    chunk_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReassemblerStats:
+    """Counters since creation plus the current buffer occupancy, for monitoring."""
+
+    chunks: int
+    """Chunk frames fed (every ``chunked_message``, whatever the outcome)."""
+    passthrough: int
+    completed: int
+    duplicates: int
+    rejected: Mapping[RejectReason, int]
+    """Rejected chunk frames by reason."""
+    expired: int
+    """Incomplete messages dropped by age."""
+    evicted: int
+    """Incomplete messages dropped to make room."""
+    in_flight: int
+    buffered_bytes: int
+    remembered_ids: int
+
+
+@dataclass(slots=True)
+class _Partial:
+    total: int
+    original_type: str
+    started: float
+    parts: dict[int, str] = field(default_factory=dict)
+    size: int = 0
+
+
+_COMPLETED = "completed"
+
+
+def _payload_size(payload: str) -> int:
+    # ``surrogatepass``: a locally built payload may hold lone surrogates; never raise on it.
+    return len(payload.encode("utf-8", "surrogatepass"))
+
+
+class Reassembler:
+    """Rebuilds chunked envelopes of one connection, within hard memory and time bounds.
+
+    Feed every received envelope to :meth:`feed`. Bounds (all configurable):
+
+    - ``max_chunks_per_message``: larger ``total_chunks`` is rejected on its first chunk;
+    - ``max_message_bytes``: UTF-8 bytes of payload buffered for one ``chunk_id``;
+    - ``max_messages_in_flight`` and ``max_buffered_bytes`` (all messages): when a new chunk
+      would exceed either, the *oldest* incomplete messages are evicted, so a peer that drops
+      chunks cannot block later messages;
+    - ``max_age_seconds``: an incomplete message older than this (since its first chunk, by
+      ``clock``, which must be monotonic) is dropped on the next :meth:`feed` or :meth:`expire`;
+    - ``max_remembered_ids``: completed, rejected, expired and evicted ids are remembered
+      (oldest forgotten first) so their late chunks are reported instead of buffered again;
+    - ``max_header_chars``: longer ``chunk_id``/``original_type`` are rejected, not stored.
+
+    Hence at most ``max_buffered_bytes`` of payload, plus
+    ``max_messages_in_flight * max_chunks_per_message`` small entries and
+    ``max_remembered_ids`` short ids, are held.
+    The rebuilt JSON goes through ``validate_envelope_json``, so a bad original comes back as an
+    ``UnknownEnvelope``; it is not reassembled again if it is itself a chunk. The original's
+    own ``seq`` (none, from :class:`BroadcastBuilder`) is kept as rebuilt. Not thread-safe:
+    one connection has one reader.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_chunks_per_message: int = DEFAULT_MAX_CHUNKS_PER_MESSAGE,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+        max_messages_in_flight: int = DEFAULT_MAX_MESSAGES_IN_FLIGHT,
+        max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS,
+        max_remembered_ids: int = DEFAULT_MAX_REMEMBERED_IDS,
+        max_header_chars: int = DEFAULT_MAX_HEADER_CHARS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        for name, value in (
+            ("max_chunks_per_message", max_chunks_per_message),
+            ("max_message_bytes", max_message_bytes),
+            ("max_messages_in_flight", max_messages_in_flight),
+            ("max_header_chars", max_header_chars),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if max_buffered_bytes < max_message_bytes:
+            raise ValueError(
+                f"max_buffered_bytes must be >= max_message_bytes ({max_message_bytes}), "
+                f"got {max_buffered_bytes}"
+            )
+        if not max_age_seconds > 0:
+            raise ValueError(f"max_age_seconds must be > 0, got {max_age_seconds}")
+        if max_remembered_ids < 0:
+            raise ValueError(f"max_remembered_ids must be >= 0, got {max_remembered_ids}")
+        self._max_chunks = max_chunks_per_message
+        self._max_message_bytes = max_message_bytes
+        self._max_buffered_bytes = max_buffered_bytes
+        self._max_in_flight = max_messages_in_flight
+        self._max_age = max_age_seconds
+        self._max_remembered = max_remembered_ids
+        self._max_header = max_header_chars
+        self._clock = clock
+        # Insertion order is arrival order of each message's first chunk: oldest first.
+        self._partials: OrderedDict[str, _Partial] = OrderedDict()
+        self._closed: OrderedDict[str, str] = OrderedDict()
+        self._buffered = 0
+        self._chunks = 0
+        self._passthrough = 0
+        self._completed = 0
+        self._duplicates = 0
+        self._expired = 0
+        self._evicted = 0
+        self._rejected: Counter[RejectReason] = Counter()
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._buffered
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._partials)
+
+    def stats(self) -> ReassemblerStats:
+        return ReassemblerStats(
+            chunks=self._chunks,
+            passthrough=self._passthrough,
+            completed=self._completed,
+            duplicates=self._duplicates,
+            rejected=MappingProxyType(dict(self._rejected)),
+            expired=self._expired,
+            evicted=self._evicted,
+            in_flight=len(self._partials),
+            buffered_bytes=self._buffered,
+            remembered_ids=len(self._closed),
+        )
+
+    def expire(self) -> list[str]:
+        """Drop incomplete messages older than ``max_age_seconds``; returns their ids."""
+        deadline = self._clock() - self._max_age
+        expired: list[str] = []
+        while self._partials:
+            chunk_id, partial = next(iter(self._partials.items()))
+            if partial.started > deadline:
+                break
+            self._drop(chunk_id, RejectReason.EXPIRED)
+            expired.append(chunk_id)
+        self._expired += len(expired)
+        return expired
+
+    def feed(self, envelope: BaseEnvelope) -> ReassemblyResult:
+        """Take one received envelope; non-chunks pass through. Never raises."""
+        self.expire()
+        if not isinstance(envelope, ChunkedMessageEnvelope):
+            if isinstance(envelope, UnknownEnvelope) and envelope.type == "chunked_message":
+                self._chunks += 1
+                return self._reject(RejectReason.MALFORMED, None)
+            self._passthrough += 1
+            return ReassemblyResult(ReassemblyStatus.PASSTHROUGH, envelope=envelope)
+        self._chunks += 1
+        return self._feed_chunk(envelope.data)
+
+    def _feed_chunk(self, chunk: ChunkedMessageData) -> ReassemblyResult:
+        chunk_id = chunk.chunk_id
+        if len(chunk_id) > self._max_header:
+            return self._reject(RejectReason.HEADER_TOO_LONG, None)  # too long to remember
+        closed = self._closed.get(chunk_id)
+        if closed is not None:
+            if closed == _COMPLETED:
+                self._duplicates += 1
+                return ReassemblyResult(ReassemblyStatus.DUPLICATE, chunk_id=chunk_id)
+            reason = RejectReason(closed)
+            if reason not in (RejectReason.EXPIRED, RejectReason.EVICTED):
+                reason = RejectReason.ALREADY_REJECTED
+            return self._reject(reason, chunk_id)
+        if len(chunk.original_type) > self._max_header:
+            return self._close_rejected(RejectReason.HEADER_TOO_LONG, chunk_id)
+        if chunk.total_chunks > self._max_chunks:
+            return self._close_rejected(RejectReason.TOO_MANY_CHUNKS, chunk_id)
+        if chunk.chunk_index >= chunk.total_chunks:
+            return self._close_rejected(RejectReason.INDEX_OUT_OF_RANGE, chunk_id)
+        size = _payload_size(chunk.payload)
+        partial = self._partials.get(chunk_id)
+        if partial is None:
+            if size > self._max_message_bytes:
+                return self._close_rejected(RejectReason.MESSAGE_TOO_LARGE, chunk_id)
+            if chunk.total_chunks == 1:
+                return self._complete(chunk_id, chunk.payload)
+            partial = _Partial(chunk.total_chunks, chunk.original_type, self._clock())
+            while len(self._partials) >= self._max_in_flight:
+                self._evict_oldest()
+            self._partials[chunk_id] = partial
+        else:
+            if chunk.total_chunks != partial.total:
+                return self._close_rejected(RejectReason.TOTAL_MISMATCH, chunk_id)
+            if chunk.original_type != partial.original_type:
+                return self._close_rejected(RejectReason.TYPE_MISMATCH, chunk_id)
+            stored = partial.parts.get(chunk.chunk_index)
+            if stored is not None:
+                if stored == chunk.payload:
+                    self._duplicates += 1
+                    return ReassemblyResult(ReassemblyStatus.DUPLICATE, chunk_id=chunk_id)
+                return self._close_rejected(RejectReason.CONFLICTING_DUPLICATE, chunk_id)
+            if partial.size + size > self._max_message_bytes:
+                return self._close_rejected(RejectReason.MESSAGE_TOO_LARGE, chunk_id)
+        while self._buffered + size > self._max_buffered_bytes:
+            self._evict_oldest(keep=chunk_id)
+        partial.parts[chunk.chunk_index] = chunk.payload
+        partial.size += size
+        self._buffered += size
+        if len(partial.parts) < partial.total:
+            return ReassemblyResult(ReassemblyStatus.PENDING, chunk_id=chunk_id)
+        text = "".join(partial.parts[index] for index in range(partial.total))
+        self._drop(chunk_id, None)
+        return self._complete(chunk_id, text)
+
+    def _complete(self, chunk_id: str, text: str) -> ReassemblyResult:
+        self._remember(chunk_id, _COMPLETED)
+        self._completed += 1
+        original = validate_envelope_json(text)
+        return ReassemblyResult(ReassemblyStatus.COMPLETE, envelope=original, chunk_id=chunk_id)
+
+    def _reject(self, reason: RejectReason, chunk_id: str | None) -> ReassemblyResult:
+        self._rejected[reason] += 1
+        return ReassemblyResult(ReassemblyStatus.REJECTED, reason=reason, chunk_id=chunk_id)
+
+    def _close_rejected(self, reason: RejectReason, chunk_id: str) -> ReassemblyResult:
+        self._drop(chunk_id, reason)
+        return self._reject(reason, chunk_id)
+
+    def _evict_oldest(self, keep: str | None = None) -> None:
+        victim = next(chunk_id for chunk_id in self._partials if chunk_id != keep)
+        self._drop(victim, RejectReason.EVICTED)
+        self._evicted += 1
+
+    def _drop(self, chunk_id: str, reason: RejectReason | None) -> None:
+        """Free ``chunk_id``'s buffer; remember why unless it completed (the caller does)."""
+        partial = self._partials.pop(chunk_id, None)
+        if partial is not None:
+            self._buffered -= partial.size
+        if reason is not None:
+            self._remember(chunk_id, reason)
+
+    def _remember(self, chunk_id: str, outcome: str) -> None:
+        if self._max_remembered == 0:
+            return
+        self._closed[chunk_id] = outcome
+        self._closed.move_to_end(chunk_id)
+        while len(self._closed) > self._max_remembered:
+            self._closed.popitem(last=False)
