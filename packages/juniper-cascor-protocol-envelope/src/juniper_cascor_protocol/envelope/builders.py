@@ -1,0 +1,296 @@
+"""Producer side: build envelopes stamped for the wire, and serialize them (SPEC §2, §4).
+
+The ``seq`` rule, applied by :class:`BroadcastBuilder` in one place:
+
+- ``seq`` numbers the frames broadcast on ``/ws/training`` — every such wire frame takes the
+  next number from the shared :class:`SequenceCounter`, with ``emitted_at_monotonic``;
+- a message too large for one frame is chunked *before* stamping: each chunk frame takes its
+  own ``seq`` and the original inside the payloads carries none, so numbers stay consecutive
+  on the wire and a rebuilt original is ignored by a :class:`SequenceTracker`;
+- ``initial_metrics`` goes to one client only, so it consumes no number: it carries
+  ``seq = current_seq = counter.current`` (the last number broadcast), and its chunks, if any,
+  carry no ``seq``;
+- control frames (``command_response``, ``connection_established``) never carry ``seq``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from juniper_cascor_protocol.envelope.chunking import Chunker
+from juniper_cascor_protocol.envelope.control import (
+    INVALID_COMMAND_CODE,
+    UNKNOWN_COMMAND_CODE,
+    CommandParseError,
+    CommandStatus,
+    ControlCommand,
+)
+from juniper_cascor_protocol.envelope.models import (
+    BaseEnvelope,
+    CandidateProgressEnvelope,
+    CascadeAddEnvelope,
+    CommandResponseData,
+    CommandResponseEnvelope,
+    ConnectionEstablishedData,
+    ConnectionEstablishedEnvelope,
+    EventEnvelope,
+    InitialMetricsData,
+    InitialMetricsEnvelope,
+    MetricsEnvelope,
+    StateEnvelope,
+    TopologyEnvelope,
+)
+from juniper_cascor_protocol.envelope.sequence import SequenceCounter
+
+__all__ = [
+    "BroadcastBuilder",
+    "ControlBuilder",
+    "command_response",
+    "connection_established",
+    "to_wire_dict",
+    "to_wire_json",
+]
+
+E = TypeVar("E", bound=BaseEnvelope)
+Clock = Callable[[], float]
+
+
+def to_wire_json(envelope: BaseEnvelope) -> str:
+    """The frame's wire text: ``model_dump_json(exclude_none=True)``."""
+    return envelope.model_dump_json(exclude_none=True)
+
+
+def to_wire_dict(envelope: BaseEnvelope) -> dict[str, Any]:
+    """The frame as the dict a receiver decodes: equal to ``json.loads(to_wire_json(e))``.
+
+    That is ``model_dump(mode="json", exclude_none=True)``; it only differs from the plain
+    ``model_dump(exclude_none=True)`` for data that is not JSON-native (tuples, ``inf``...).
+    """
+    return envelope.model_dump(mode="json", exclude_none=True)
+
+
+class BroadcastBuilder:
+    """Builds ``/ws/training`` frames: ``timestamp`` from ``clock``, ``seq`` from ``counter``.
+
+    One builder (and one counter) per broadcast stream; it is as thread-safe as its counter.
+    The per-type methods (``metrics(data)``...) return one stamped envelope, for frames known
+    to be small. For anything that may be large, build a :meth:`draft` and send
+    :meth:`wire_frames` of it: chunked by ``chunker`` when needed, one ``seq`` per frame.
+    """
+
+    __slots__ = ("_chunker", "_clock", "_counter", "_monotonic")
+
+    def __init__(
+        self,
+        counter: SequenceCounter | None = None,
+        *,
+        chunker: Chunker | None = None,
+        clock: Clock = time.time,
+        monotonic: Clock = time.monotonic,
+    ) -> None:
+        self._counter = counter if counter is not None else SequenceCounter()
+        self._chunker = chunker if chunker is not None else Chunker()
+        self._clock = clock
+        self._monotonic = monotonic
+
+    @property
+    def counter(self) -> SequenceCounter:
+        return self._counter
+
+    @property
+    def chunker(self) -> Chunker:
+        return self._chunker
+
+    def draft(self, envelope_type: type[E], data: Mapping[str, Any] | None = None) -> E:
+        """An envelope with the current ``timestamp`` and no ``seq``, ready for :meth:`frames`."""
+        return envelope_type.model_validate(
+            {"timestamp": self._clock(), "data": {} if data is None else data}
+        )
+
+    def stamp(self, envelope: E) -> E:
+        """A copy of ``envelope`` with the next ``seq`` and ``emitted_at_monotonic``."""
+        return envelope.model_copy(
+            update={"seq": self._counter.next(), "emitted_at_monotonic": self._monotonic()}
+        )
+
+    def frames(self, envelope: BaseEnvelope) -> list[BaseEnvelope]:
+        """The stamped wire frames for an unstamped ``envelope`` (one, or its chunks).
+
+        Raises ``ValueError`` if ``envelope`` already has a ``seq`` (a number would be lost).
+        """
+        if envelope.seq is not None:
+            raise ValueError(
+                f"frames() takes an unstamped envelope; got {envelope.type!r} with "
+                f"seq={envelope.seq} (use draft(), not the per-type methods)"
+            )
+        pieces = self._chunker.split(envelope)
+        if isinstance(envelope, InitialMetricsEnvelope):
+            if len(pieces) == 1:
+                return [self._stamp_unicast(envelope)]
+            # Unicast chunks: a broadcast number spent on them would be a gap for everyone else.
+            return [
+                chunk.model_copy(update={"emitted_at_monotonic": self._monotonic()})
+                for chunk in pieces
+            ]
+        return [self.stamp(piece) for piece in pieces]
+
+    def wire_frames(self, envelope: BaseEnvelope) -> list[str]:
+        """:meth:`frames` serialized: the text frames to send, in order."""
+        return [to_wire_json(frame) for frame in self.frames(envelope)]
+
+    def _stamped(self, envelope_type: type[E], data: Mapping[str, Any] | None) -> E:
+        return envelope_type.model_validate(
+            {
+                "timestamp": self._clock(),
+                "data": {} if data is None else data,
+                "seq": self._counter.next(),
+                "emitted_at_monotonic": self._monotonic(),
+            }
+        )
+
+    def _stamp_unicast(self, envelope: InitialMetricsEnvelope) -> InitialMetricsEnvelope:
+        return envelope.model_copy(
+            update={
+                "seq": envelope.data.current_seq,
+                "emitted_at_monotonic": self._monotonic(),
+            }
+        )
+
+    def metrics(self, data: Mapping[str, Any] | None = None) -> MetricsEnvelope:
+        return self._stamped(MetricsEnvelope, data)
+
+    def state(self, data: Mapping[str, Any] | None = None) -> StateEnvelope:
+        return self._stamped(StateEnvelope, data)
+
+    def topology(self, data: Mapping[str, Any] | None = None) -> TopologyEnvelope:
+        return self._stamped(TopologyEnvelope, data)
+
+    def event(self, data: Mapping[str, Any] | None = None) -> EventEnvelope:
+        return self._stamped(EventEnvelope, data)
+
+    def cascade_add(self, data: Mapping[str, Any] | None = None) -> CascadeAddEnvelope:
+        return self._stamped(CascadeAddEnvelope, data)
+
+    def candidate_progress(
+        self, data: Mapping[str, Any] | None = None
+    ) -> CandidateProgressEnvelope:
+        return self._stamped(CandidateProgressEnvelope, data)
+
+    def initial_metrics_draft(
+        self, metrics: Sequence[Any] = (), *, count: int | None = None
+    ) -> InitialMetricsEnvelope:
+        """Unstamped ``initial_metrics`` (``current_seq = counter.current``) for :meth:`frames`."""
+        return InitialMetricsEnvelope(
+            timestamp=self._clock(),
+            data=InitialMetricsData(
+                metrics=list(metrics),
+                count=len(metrics) if count is None else count,
+                current_seq=self._counter.current,
+            ),
+        )
+
+    def initial_metrics(
+        self, metrics: Sequence[Any] = (), *, count: int | None = None
+    ) -> InitialMetricsEnvelope:
+        """``initial_metrics`` for one new client: ``seq = current_seq = counter.current``.
+
+        ``count`` defaults to ``len(metrics)``. No number is consumed (see the module doc).
+        """
+        return self._stamp_unicast(self.initial_metrics_draft(metrics, count=count))
+
+
+class ControlBuilder:
+    """Builds ``/ws/control`` frames: ``timestamp`` from ``clock``, never a ``seq``."""
+
+    __slots__ = ("_clock",)
+
+    def __init__(self, *, clock: Clock = time.time) -> None:
+        self._clock = clock
+
+    def command_response(
+        self,
+        command: str | ControlCommand,
+        status: CommandStatus | str,
+        *,
+        command_id: str | None = None,
+        result: Mapping[str, Any] | None = None,
+        error: str | None = None,
+        code: str | None = None,
+    ) -> CommandResponseEnvelope:
+        """The answer to ``command``; given a :class:`ControlCommand`, echoes its ``command_id``.
+
+        Raises ``ValueError`` when ``status`` is not a :class:`CommandStatus` value.
+        """
+        try:
+            status = CommandStatus(status)
+        except ValueError:
+            allowed = ", ".join(CommandStatus)
+            raise ValueError(f"status must be one of {allowed}; got {status!r}") from None
+        if isinstance(command, ControlCommand):
+            command_id = command.command_id if command_id is None else command_id
+            command = command.command
+        return CommandResponseEnvelope(
+            timestamp=self._clock(),
+            data=CommandResponseData(
+                command=str(command),  # a ControlCommandName becomes its plain value
+                status=status.value,
+                command_id=command_id,
+                result=None if result is None else dict(result),
+                error=error,
+                code=code,
+            ),
+        )
+
+    def rejection(self, request: CommandParseError | ControlCommand) -> CommandResponseEnvelope:
+        """``status="error"`` for a request that failed to parse or names an unknown command."""
+        if isinstance(request, CommandParseError):
+            return self.command_response(
+                request.command or "",
+                CommandStatus.ERROR,
+                command_id=request.command_id,
+                error="; ".join(request.errors),
+                code=INVALID_COMMAND_CODE,
+            )
+        return self.command_response(
+            request,
+            CommandStatus.ERROR,
+            error=f"unknown command {request.command!r}",
+            code=UNKNOWN_COMMAND_CODE,
+        )
+
+    def connection_established(
+        self, server_version: str | None = None, protocol_version: str | None = None
+    ) -> ConnectionEstablishedEnvelope:
+        return ConnectionEstablishedEnvelope(
+            timestamp=self._clock(),
+            data=ConnectionEstablishedData(
+                server_version=server_version, protocol_version=protocol_version
+            ),
+        )
+
+
+_CONTROL = ControlBuilder()
+
+
+def command_response(
+    command: str | ControlCommand,
+    status: CommandStatus | str,
+    *,
+    command_id: str | None = None,
+    result: Mapping[str, Any] | None = None,
+    error: str | None = None,
+    code: str | None = None,
+) -> CommandResponseEnvelope:
+    """:meth:`ControlBuilder.command_response` with the wall clock."""
+    return _CONTROL.command_response(
+        command, status, command_id=command_id, result=result, error=error, code=code
+    )
+
+
+def connection_established(
+    server_version: str | None = None, protocol_version: str | None = None
+) -> ConnectionEstablishedEnvelope:
+    """:meth:`ControlBuilder.connection_established` with the wall clock."""
+    return _CONTROL.connection_established(server_version, protocol_version)
