@@ -1,0 +1,275 @@
+"""Producer-side builders: stamping, the seq rule and the exact wire form."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from juniper_cascor_protocol.envelope.builders import (
+    BroadcastBuilder,
+    ControlBuilder,
+    command_response,
+    connection_established,
+    to_wire_dict,
+    to_wire_json,
+)
+from juniper_cascor_protocol.envelope.chunking import Chunker
+from juniper_cascor_protocol.envelope.control import (
+    CommandStatus,
+    ControlCommand,
+    ControlCommandName,
+)
+from juniper_cascor_protocol.envelope.models import (
+    KNOWN_ENVELOPES,
+    BaseEnvelope,
+    CandidateProgressEnvelope,
+    CascadeAddEnvelope,
+    ChunkedMessageEnvelope,
+    CommandResponseEnvelope,
+    ConnectionEstablishedEnvelope,
+    EventEnvelope,
+    InitialMetricsEnvelope,
+    MetricsEnvelope,
+    StateEnvelope,
+    TopologyEnvelope,
+)
+from juniper_cascor_protocol.envelope.sequence import SequenceCounter
+from juniper_cascor_protocol.envelope.validation import validate_envelope, validate_envelope_json
+
+BROADCAST_METHODS: dict[str, type[BaseEnvelope]] = {
+    "metrics": MetricsEnvelope,
+    "state": StateEnvelope,
+    "topology": TopologyEnvelope,
+    "event": EventEnvelope,
+    "cascade_add": CascadeAddEnvelope,
+    "candidate_progress": CandidateProgressEnvelope,
+}
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+json_objects = st.dictionaries(st.text(max_size=10), json_values, max_size=6)
+
+
+def ticking(start: float) -> Callable[[], float]:
+    values = itertools.count(start)
+    return lambda: next(values)
+
+
+def assert_exact_wire_form(envelope: BaseEnvelope) -> None:
+    """The wire JSON is the exclude_none dump, and it validates back to the same envelope."""
+    wire = to_wire_json(envelope)
+    assert json.loads(wire) == envelope.model_dump(exclude_none=True) == to_wire_dict(envelope)
+    for back in (validate_envelope_json(wire), validate_envelope(json.loads(wire))):
+        assert type(back) is type(envelope)
+        assert back == envelope
+
+
+@pytest.mark.parametrize(("method", "envelope_type"), list(BROADCAST_METHODS.items()))
+def test_each_broadcast_builder_stamps_time_seq_and_monotonic(
+    method: str, envelope_type: type[BaseEnvelope]
+) -> None:
+    builder = BroadcastBuilder(
+        SequenceCounter(start=7), clock=lambda: 1700000000.25, monotonic=lambda: 12.5
+    )
+    envelope = getattr(builder, method)({"epoch": 3})
+    assert type(envelope) is envelope_type
+    assert to_wire_dict(envelope) == {
+        "type": method,
+        "timestamp": 1700000000.25,
+        "data": {"epoch": 3},
+        "seq": 7,
+        "emitted_at_monotonic": 12.5,
+    }
+    assert builder.counter.current == 7
+    assert_exact_wire_form(envelope)
+
+
+def test_broadcasts_take_consecutive_seq_from_a_shared_counter() -> None:
+    counter = SequenceCounter()
+    first = BroadcastBuilder(counter, monotonic=ticking(100.0))
+    second = BroadcastBuilder(counter)
+    frames = [first.metrics(), second.state(), first.event(), second.topology()]
+    assert [frame.seq for frame in frames] == [1, 2, 3, 4]
+    assert [frames[0].emitted_at_monotonic, frames[2].emitted_at_monotonic] == [100.0, 101.0]
+
+
+def test_data_defaults_to_an_empty_object() -> None:
+    assert BroadcastBuilder(clock=lambda: 1.0).cascade_add().data == {}
+
+
+def test_initial_metrics_carries_current_seq_without_consuming_one() -> None:
+    builder = BroadcastBuilder(clock=lambda: 5.0, monotonic=lambda: 6.0)
+    for _ in range(3):
+        builder.metrics({})
+    initial = builder.initial_metrics([{"loss": 1.0}, {"loss": 0.5}])
+    assert to_wire_dict(initial) == {
+        "type": "initial_metrics",
+        "timestamp": 5.0,
+        "data": {"metrics": [{"loss": 1.0}, {"loss": 0.5}], "count": 2, "current_seq": 3},
+        "seq": 3,
+        "emitted_at_monotonic": 6.0,
+    }
+    assert builder.counter.current == 3
+    assert builder.metrics({}).seq == 4
+    assert_exact_wire_form(initial)
+
+
+def test_initial_metrics_count_can_differ_from_the_metrics_sent() -> None:
+    initial = BroadcastBuilder().initial_metrics([{"loss": 1.0}], count=250)
+    assert (initial.data.count, len(initial.data.metrics)) == (250, 1)
+
+
+def test_frames_of_a_small_draft_is_one_stamped_frame() -> None:
+    builder = BroadcastBuilder(clock=lambda: 2.0, monotonic=lambda: 3.0)
+    draft = builder.draft(EventEnvelope, {"kind": "phase"})
+    assert draft.seq is None
+    assert draft.emitted_at_monotonic is None
+    [frame] = builder.frames(draft)
+    assert to_wire_dict(frame) == {
+        "type": "event",
+        "timestamp": 2.0,
+        "data": {"kind": "phase"},
+        "seq": 1,
+        "emitted_at_monotonic": 3.0,
+    }
+    assert builder.wire_frames(builder.draft(EventEnvelope)) == [
+        '{"type":"event","timestamp":2.0,"data":{},"seq":2,"emitted_at_monotonic":3.0}'
+    ]
+
+
+def test_frames_of_a_large_draft_are_chunks_each_with_its_own_seq() -> None:
+    budget = 700
+    builder = BroadcastBuilder(chunker=Chunker(budget), clock=lambda: 2.0)
+    builder.metrics()
+    draft = builder.draft(TopologyEnvelope, {"weights": [0.125] * 500})
+    frames = builder.frames(draft)
+    assert len(frames) > 1
+    assert all(isinstance(frame, ChunkedMessageEnvelope) for frame in frames)
+    assert [frame.seq for frame in frames] == list(range(2, 2 + len(frames)))
+    wires = builder.wire_frames(builder.draft(TopologyEnvelope, {"weights": [0.125] * 500}))
+    assert all(len(wire.encode()) <= budget for wire in wires)
+    payload = "".join(json.loads(wire)["data"]["payload"] for wire in wires)
+    # The original inside the chunks carries no seq: seq is per wire frame.
+    assert "seq" not in json.loads(payload)
+
+
+def test_chunked_initial_metrics_consume_no_seq() -> None:
+    builder = BroadcastBuilder(chunker=Chunker(600))
+    builder.metrics()
+    frames = builder.frames(builder.initial_metrics_draft([{"loss": 0.5}] * 50))
+    assert len(frames) > 1
+    assert all(frame.seq is None and frame.emitted_at_monotonic is not None for frame in frames)
+    assert builder.counter.current == 1
+
+
+def test_frames_refuses_a_stamped_envelope() -> None:
+    builder = BroadcastBuilder()
+    stamped = builder.metrics()
+    with pytest.raises(ValueError, match=r"unstamped envelope.*seq=1"):
+        builder.frames(stamped)
+    assert builder.counter.current == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    method=st.sampled_from(sorted(BROADCAST_METHODS)),
+    data=json_objects,
+    timestamp=st.floats(0, 4e9, allow_nan=False),
+    start=st.integers(0, 2**62),
+)
+def test_any_broadcast_round_trips_exactly(
+    method: str, data: dict[str, Any], timestamp: float, start: int
+) -> None:
+    builder = BroadcastBuilder(SequenceCounter(start), clock=lambda: timestamp)
+    envelope = getattr(builder, method)(data)
+    assert envelope.seq == start
+    assert_exact_wire_form(envelope)
+
+
+class TestControlFrames:
+    def test_command_response_has_no_seq_and_round_trips(self) -> None:
+        builder = ControlBuilder(clock=lambda: 9.0)
+        response = builder.command_response(
+            "set_params", CommandStatus.SUCCESS, command_id="c1", result={"lr": 0.1}
+        )
+        assert to_wire_dict(response) == {
+            "type": "command_response",
+            "timestamp": 9.0,
+            "data": {
+                "command": "set_params",
+                "status": "success",
+                "command_id": "c1",
+                "result": {"lr": 0.1},
+            },
+        }
+        assert_exact_wire_form(response)
+
+    @pytest.mark.parametrize("status", list(CommandStatus))
+    def test_every_status_and_name_builds(self, status: CommandStatus) -> None:
+        for name in ControlCommandName:
+            response = command_response(name, status)
+            assert (response.data.command, response.data.status) == (name.value, status.value)
+            assert type(response.data.status) is str
+            assert_exact_wire_form(response)
+
+    def test_status_may_be_given_as_its_string(self) -> None:
+        assert command_response("stop", "queued").data.status == "queued"
+
+    def test_unknown_status_rejected_naming_the_allowed_values(self) -> None:
+        with pytest.raises(ValueError, match=r"status must be one of success, error, timeout"):
+            command_response("stop", "done")
+
+    def test_response_to_a_request_echoes_its_command_and_id(self) -> None:
+        request = ControlCommand(command="pause")
+        response = command_response(request, CommandStatus.TIMEOUT, error="no answer", code="T1")
+        assert response.data.command == "pause"
+        assert response.data.command_id == request.command_id
+        assert (response.data.error, response.data.code) == ("no answer", "T1")
+        overridden = command_response(request, "success", command_id="other")
+        assert overridden.data.command_id == "other"
+
+    def test_connection_established(self) -> None:
+        frame = ControlBuilder(clock=lambda: 4.0).connection_established("1.2.0", "0.3")
+        assert to_wire_dict(frame) == {
+            "type": "connection_established",
+            "timestamp": 4.0,
+            "data": {"server_version": "1.2.0", "protocol_version": "0.3"},
+        }
+        assert_exact_wire_form(frame)
+        bare = connection_established()
+        assert isinstance(bare, ConnectionEstablishedEnvelope)
+        assert to_wire_dict(bare)["data"] == {}
+        assert set(to_wire_dict(bare)) == {"type", "timestamp", "data"}
+
+    def test_control_frames_never_carry_seq(self) -> None:
+        for frame in (command_response("start", "success"), connection_established("1")):
+            assert isinstance(frame, CommandResponseEnvelope | ConnectionEstablishedEnvelope)
+            assert {"seq", "emitted_at_monotonic"}.isdisjoint(to_wire_dict(frame))
+
+
+def test_to_wire_dict_matches_the_decoded_text_for_non_json_native_data() -> None:
+    envelope = MetricsEnvelope(timestamp=1.0, data={"pair": (1, 2), "none": None})
+    assert to_wire_dict(envelope) == json.loads(to_wire_json(envelope))
+    assert to_wire_dict(envelope)["data"] == {"pair": [1, 2], "none": None}
+
+
+def test_builders_cover_every_broadcast_type_of_the_spec() -> None:
+    control = {"command_response", "connection_established"}
+    chunk_and_initial = {"initial_metrics", "chunked_message"}
+    assert set(BROADCAST_METHODS) == set(KNOWN_ENVELOPES) - control - chunk_and_initial
+    assert isinstance(BroadcastBuilder().initial_metrics(), InitialMetricsEnvelope)
