@@ -3,13 +3,50 @@
 Every frame is ``{"type", "timestamp", "data", "seq"?, "emitted_at_monotonic"?}``. Unknown
 top-level keys are kept (``extra="allow"``) so ``model_dump(exclude_none=True)`` of an envelope
 equals the wire dict, key for key.
+
+Two modes of validation, on purpose:
+
+* Constructors (``MetricsEnvelope(...)``, ``model_validate``) are Pydantic's default lax mode: a
+  ``Mapping`` given as ``data`` is copied into a new ``dict``, so a builder's caller can keep
+  mutating its own dict.
+* ``validate_envelope`` and ``validate_envelope_json`` validate what came off the wire in strict
+  mode (``strict=True`` at the call): no ``"1.5"`` for a float, no ``true`` or ``3.0`` for an int,
+  so a typed envelope always dumps back to exactly the frame it came from. In that mode the
+  free-form ``data`` (and ``CommandResponseData.result``, ``InitialMetricsData.metrics``) is the
+  frame's own, freshly decoded ``dict``/``list``, taken as is: copying it and re-checking every
+  key was half the cost of validating a typical frame, and a JSON object's keys are strings.
+
+``timestamp`` and ``emitted_at_monotonic`` must be finite in both modes: ``NaN`` or infinity is
+no point in time (the fallback of ``validate_envelope`` treats them the same way).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetPydanticSchema
+from pydantic_core import CoreSchema, core_schema
+
+
+def _taken_as_is_when_strict(source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+    """Lax: Pydantic's own copying schema. Strict, from Python: the caller's object itself."""
+    copying = handler(source)
+    return core_schema.lax_or_strict_schema(
+        lax_schema=copying,
+        strict_schema=core_schema.json_or_python_schema(
+            json_schema=copying,
+            python_schema=core_schema.is_instance_schema(get_origin(source)),
+        ),
+    )
+
+
+_FreeFormDict = Annotated[dict[str, Any], GetPydanticSchema(_taken_as_is_when_strict)]
+"""``dict[str, Any]``, not copied by the strict wire validation (see the module docstring)."""
+
+_FreeFormList = Annotated[list[Any], GetPydanticSchema(_taken_as_is_when_strict)]
+"""``list[Any]``, not copied by the strict wire validation (see the module docstring)."""
+
+_Finite = Field(allow_inf_nan=False)
 
 
 class BaseEnvelope(BaseModel):
@@ -18,10 +55,10 @@ class BaseEnvelope(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str
-    timestamp: float
-    data: dict[str, Any] = Field(default_factory=dict)
+    timestamp: Annotated[float, _Finite]
+    data: _FreeFormDict = Field(default_factory=dict)
     seq: int | None = None
-    emitted_at_monotonic: float | None = None
+    emitted_at_monotonic: Annotated[float, _Finite] | None = None
 
 
 class MetricsEnvelope(BaseEnvelope):
@@ -53,7 +90,7 @@ class InitialMetricsData(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    metrics: list[Any] = Field(default_factory=list)
+    metrics: _FreeFormList = Field(default_factory=list)
     count: int
     current_seq: int = 0
 
@@ -88,7 +125,7 @@ class CommandResponseData(BaseModel):
     command: str
     status: str
     command_id: str | None = None
-    result: dict[str, Any] | None = None
+    result: _FreeFormDict | None = None
     error: str | None = None
     code: str | None = None
 

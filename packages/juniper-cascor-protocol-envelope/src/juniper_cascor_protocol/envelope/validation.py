@@ -5,6 +5,20 @@ from the text or bytes of a WebSocket message to an envelope with Pydantic's JSO
 dispatch on ``type`` once, through one ``TypeAdapter`` over the discriminated union of the ten
 known envelopes, and both return an :class:`UnknownEnvelope` for anything else (see
 :func:`validate_envelope` for the fallback rules and :mod:`.labels` for the ``type`` label).
+
+How it stays cheap (see the benchmark in ``benchmarks/test_envelope_validation.py``):
+
+* The adapter's type is ``known envelope | fallback envelope | Any``, tried left to right. The
+  fallback is an ``UnknownEnvelope`` schema whose fields fall back to their defaults instead of
+  failing, so an unknown or invalid frame becomes its ``UnknownEnvelope`` inside pydantic-core:
+  no ``ValidationError`` is raised on any path, and no Python loop runs over the frame.
+* A dict whose ``type`` is not one of the ten names (checked first, by set membership) goes
+  straight to the fallback schema, never through the tagged union.
+* The adapter is called in strict mode, in which the free-form ``data`` is taken as is rather
+  than copied and re-checked key by key (see :mod:`.models`).
+* From JSON, one parse by Pydantic's parser yields the envelope, whichever it is; the text is
+  parsed again (by :func:`json.loads`) only when that parser rejects it, so the result is still
+  the one ``validate_envelope(json.loads(raw))`` gives.
 """
 
 from __future__ import annotations
@@ -12,6 +26,9 @@ from __future__ import annotations
 import json
 import math
 from typing import Annotated, Any, Final
+
+from pydantic import ConfigDict, Field, GetCoreSchemaHandler, GetPydanticSchema, TypeAdapter
+from pydantic_core import CoreSchema, core_schema
 
 from juniper_cascor_protocol.envelope.labels import (
     INVALID_TYPE_LABEL,
@@ -26,33 +43,96 @@ from juniper_cascor_protocol.envelope.models import (
     KnownEnvelope,
     UnknownEnvelope,
 )
-from pydantic import Field, TypeAdapter
 
 __all__ = ["validate_envelope", "validate_envelope_json"]
 
-_ADAPTER: Final = TypeAdapter[KnownEnvelope](Annotated[KnownEnvelope, Field(discriminator="type")])
+
+def _label_of(value: Any) -> str:
+    """The ``type`` label of an unmatched frame whose ``type`` key is present."""
+    type_str = _exact_str(value)
+    return label_for_type(type_str) if type_str else INVALID_TYPE_LABEL
+
+
+def _fallback_schema(_source: Any, _handler: GetCoreSchemaHandler) -> CoreSchema:
+    """An ``UnknownEnvelope`` built by Pydantic from any object with string keys.
+
+    Each field falls back to its default instead of failing (``on_error="default"``), so this
+    implements the rules of :func:`validate_envelope` in pydantic-core; only a dict it cannot
+    read (a key that is not a string, a subclass of dict that breaks ``items``) is left to the
+    Python :func:`_fallback`, which gives the same envelope for every dict both can read.
+    """
+
+    def field(schema: CoreSchema, **default: Any) -> core_schema.ModelField:
+        return core_schema.model_field(
+            core_schema.with_default_schema(schema, on_error="default", **default)
+        )
+
+    finite = core_schema.float_schema(allow_inf_nan=False, strict=True)
+    return core_schema.model_schema(
+        UnknownEnvelope,
+        core_schema.model_fields_schema(
+            {
+                "type": field(
+                    core_schema.no_info_plain_validator_function(_label_of),
+                    default=MISSING_TYPE_LABEL,
+                ),
+                "timestamp": field(finite, default=0.0),
+                "data": field(
+                    core_schema.json_or_python_schema(
+                        json_schema=core_schema.dict_schema(),
+                        python_schema=core_schema.is_instance_schema(dict),
+                    ),
+                    default_factory=dict,
+                ),
+                "seq": field(core_schema.int_schema(strict=True), default=None),
+                "emitted_at_monotonic": field(finite, default=None),
+            },
+            extra_behavior="allow",
+        ),
+        extra_behavior="allow",
+    )
+
+
+# Tried left to right: the typed envelope, else the fallback envelope, else the input as is
+# (a value that is not an object, or a dict with keys that are not strings).
+_WireFrame = Annotated[
+    Annotated[KnownEnvelope, Field(discriminator="type")]
+    | Annotated[UnknownEnvelope, GetPydanticSchema(_fallback_schema)]
+    | Any,
+    Field(union_mode="left_to_right"),
+]
+_ADAPTER: Final = TypeAdapter[Any](
+    _WireFrame,
+    # Frames repeat the same short keys ("type", "timestamp", "loss", ...): reuse their str
+    # objects instead of allocating new ones for every frame.
+    config=ConfigDict(cache_strings="keys"),
+)
+# The validator's own methods: ``TypeAdapter.validate_*`` adds a Python call per frame.
 _validate_python: Final = _ADAPTER.validator.validate_python
 _validate_json: Final = _ADAPTER.validator.validate_json
+_validate_fallback: Final = TypeAdapter[UnknownEnvelope](
+    Annotated[UnknownEnvelope, GetPydanticSchema(_fallback_schema)]
+).validator.validate_python
 
-# Fields of the fallback that are rebuilt from checked values; all other string keys are kept.
-_ENVELOPE_FIELDS: Final = frozenset({"type", "timestamp", "data", "seq", "emitted_at_monotonic"})
+_FIELD_NAMES: Final = frozenset({"type", "timestamp", "data", "seq", "emitted_at_monotonic"})
 
 
 def validate_envelope(frame: dict[str, Any]) -> BaseEnvelope:
     """Validate a decoded frame into its typed envelope.
 
     Returns the typed envelope when ``type`` is one of the ten known names and the frame is
-    valid for it. Otherwise returns an :class:`UnknownEnvelope`, whatever the dict holds:
+    valid for it (strictly: see :mod:`.models`). Otherwise returns an :class:`UnknownEnvelope`,
+    whatever the dict holds:
 
     * ``type``: the bounded label of :func:`~.labels.label_for_type` (a known name whose payload
       failed validation keeps its name; a missing ``type`` is ``"_missing_type"``, a non-string
       or empty one ``"_invalid_type"``);
     * ``timestamp``: kept if a finite ``int`` or ``float`` (not ``bool``), else ``0.0``;
-    * ``data``: kept (as a plain ``dict``) if a dict, else ``{}``;
+    * ``data``: kept (the same object) if a dict, else ``{}``;
     * ``seq``: kept if an ``int`` (not ``bool``), else absent;
     * ``emitted_at_monotonic``: kept if a finite ``int`` or ``float`` (not ``bool``), else absent;
-    * every other top-level key that is a string is kept as an extra field, as on a typed
-      envelope; non-string keys (which JSON cannot produce) are dropped.
+    * every other top-level key that is a string is kept, as on a typed envelope; keys that are
+      not strings (JSON cannot produce them) are dropped.
 
     Raises:
         TypeError: ``frame`` is not a dict (a bug in the caller, not bad input from a peer).
@@ -60,12 +140,15 @@ def validate_envelope(frame: dict[str, Any]) -> BaseEnvelope:
     if not isinstance(frame, dict):
         raise TypeError(f"validate_envelope: frame must be a dict, got {type(frame).__name__}")
     try:
-        # ``dict.get`` rather than ``frame.get``: a dict subclass may override ``get``.
+        # ``dict.get``, not ``frame.get``: a dict subclass may override ``get``.
         type_ = dict.get(frame, "type")
         if type(type_) is str and type_ in KNOWN_ENVELOPES:
-            envelope: BaseEnvelope = _validate_python(frame)
-            return envelope
-    except Exception:  # any failure means "not a valid known frame": fall back
+            result = _validate_python(frame, strict=True)
+        else:
+            result = _validate_fallback(frame, strict=True)
+        if isinstance(result, BaseEnvelope):
+            return result
+    except Exception:  # a dict no validator can read: it gets the fallback like any invalid one
         pass
     return _fallback(frame)
 
@@ -73,30 +156,38 @@ def validate_envelope(frame: dict[str, Any]) -> BaseEnvelope:
 def validate_envelope_json(raw: str | bytes | bytearray | memoryview) -> BaseEnvelope:
     """Validate the text of one WebSocket message straight into its typed envelope.
 
-    Gives the same result as ``validate_envelope(json.loads(raw))`` and never raises: text that
-    is not JSON becomes an :class:`UnknownEnvelope` labelled ``"_malformed_json"``, JSON that is
-    not an object one labelled ``"_not_an_object"`` (both with ``timestamp`` 0.0 and ``data``
-    ``{}``).
+    Gives the same result as ``validate_envelope(json.loads(raw))`` and never raises on any
+    ``str`` or bytes: text that is not JSON (or nests too deeply for :func:`json.loads`) becomes
+    an :class:`UnknownEnvelope` labelled ``"_malformed_json"``, JSON that is not an object one
+    labelled ``"_not_an_object"``; both have ``timestamp`` 0.0 and ``data`` ``{}``.
 
     Raises:
         TypeError: ``raw`` is not ``str``, ``bytes``, ``bytearray`` or ``memoryview``.
     """
     if isinstance(raw, memoryview):
-        # Pydantic's parser takes str, bytes and bytearray only.
-        raw = raw.tobytes()
+        raw = raw.tobytes()  # Pydantic's parser takes str, bytes and bytearray only
     elif not isinstance(raw, str | bytes | bytearray):
         raise TypeError(
-            f"validate_envelope_json: raw must be str, bytes, bytearray or memoryview, "
+            "validate_envelope_json: raw must be str, bytes, bytearray or memoryview, "
             f"got {type(raw).__name__}"
         )
     try:
-        envelope: BaseEnvelope = _validate_json(raw)
-        return envelope
-    except Exception:  # unknown, invalid or not JSON: decide on the slow path
-        pass
+        result = _validate_json(raw, strict=True)
+    except Exception:
+        # Pydantic's parser refused the text (not JSON, nested deeper than its limit, a lone
+        # surrogate escape, not UTF-8); the standard parser decides, as in the dict path.
+        return _decode_with_json_module(raw)
+    if isinstance(result, BaseEnvelope):
+        return result
+    if isinstance(result, dict):  # not expected (a JSON object's keys are strings), but safe
+        return validate_envelope(result)
+    return _reserved(NOT_AN_OBJECT_LABEL)
+
+
+def _decode_with_json_module(raw: str | bytes | bytearray) -> BaseEnvelope:
     try:
         decoded = json.loads(raw)
-    except Exception:
+    except Exception:  # ValueError for bad JSON, RecursionError for too deep
         return _reserved(MALFORMED_JSON_LABEL)
     if not isinstance(decoded, dict):
         return _reserved(NOT_AN_OBJECT_LABEL)
@@ -105,6 +196,56 @@ def validate_envelope_json(raw: str | bytes | bytearray | memoryview) -> BaseEnv
 
 def _reserved(label: str) -> UnknownEnvelope:
     return UnknownEnvelope.model_construct(type=label, timestamp=0.0, data={})
+
+
+def _fallback(frame: dict[Any, Any]) -> UnknownEnvelope:
+    """Build the :class:`UnknownEnvelope` for any ``frame`` from checked values; cannot raise."""
+    fields: dict[str, Any] = {"type": MISSING_TYPE_LABEL, "timestamp": 0.0, "data": {}}
+    extra: dict[str, Any] = {}
+    try:
+        # A view of the dict's own storage: a subclass's ``items``/``__iter__`` are not called.
+        items = list(dict.items(frame))
+    except Exception:
+        items = []
+    for key_obj, value in items:
+        key = _exact_str(key_obj)
+        if key is None:
+            continue
+        if key not in _FIELD_NAMES:
+            extra[key] = value
+        elif key == "type":
+            type_str = _exact_str(value)
+            fields["type"] = label_for_type(type_str) if type_str else INVALID_TYPE_LABEL
+        elif key == "timestamp":
+            timestamp = _finite_float(value)
+            if timestamp is not None:
+                fields["timestamp"] = timestamp
+        elif key == "data":
+            if isinstance(value, dict):
+                fields["data"] = value
+        elif key == "seq":
+            if isinstance(value, int) and not isinstance(value, bool):
+                fields["seq"] = int.__int__(value)
+        else:  # emitted_at_monotonic
+            monotonic = _finite_float(value)
+            if monotonic is not None:
+                fields["emitted_at_monotonic"] = monotonic
+    envelope = UnknownEnvelope.model_construct(**fields)
+    # Extras are added afterwards, so that a wire key such as "_fields_set" cannot be taken for
+    # an argument of ``model_construct``.
+    kept = envelope.__pydantic_extra__
+    if kept is not None:  # always a dict with extra="allow"
+        kept.update(extra)
+    return envelope
+
+
+def _exact_str(value: object) -> str | None:
+    """``value`` as an exact ``str`` (no method of a subclass is called), or ``None``."""
+    if type(value) is str:
+        return value
+    if isinstance(value, str):
+        return "".join((value,))
+    return None
 
 
 def _finite_float(value: object) -> float | None:
@@ -122,61 +263,3 @@ def _finite_float(value: object) -> float | None:
     except OverflowError:  # an int too large for a float, such as 10**400
         return None
     return number if math.isfinite(number) else None
-
-
-def _exact_str(value: object) -> str | None:
-    """Return ``value`` as an exact ``str`` without calling any method a subclass could override."""
-    if type(value) is str:
-        return value
-    if isinstance(value, str):
-        return "".join((value,))
-    return None
-
-
-def _fallback(frame: dict[Any, Any]) -> UnknownEnvelope:
-    """Build the :class:`UnknownEnvelope` for ``frame`` from checked values; cannot raise."""
-    try:
-        # A view of the dict's own storage: overridden ``items``/``__iter__`` are never called.
-        items = list(dict.items(frame))
-    except Exception:
-        items = []
-    fields: dict[str, Any] = {"type": MISSING_TYPE_LABEL, "timestamp": 0.0, "data": {}}
-    extra: dict[str, Any] = {}
-    for key_obj, value in items:
-        key = _exact_str(key_obj)
-        if key is None:
-            continue
-        if key == "type":
-            type_str = _exact_str(value)
-            fields["type"] = label_for_type(type_str) if type_str else INVALID_TYPE_LABEL
-        elif key == "timestamp":
-            fields["timestamp"] = _finite_float(value) or 0.0
-        elif key == "data":
-            fields["data"] = _plain_dict(value)
-        elif key == "seq":
-            if isinstance(value, int) and not isinstance(value, bool):
-                fields["seq"] = int.__int__(value)
-        elif key == "emitted_at_monotonic":
-            monotonic = _finite_float(value)
-            if monotonic is not None:
-                fields["emitted_at_monotonic"] = monotonic
-        else:
-            extra[key] = value
-    envelope = UnknownEnvelope.model_construct(**fields)
-    # Extras are added after construction: a key such as "_fields_set" must not be taken for an
-    # argument of ``model_construct``.
-    if envelope.__pydantic_extra__ is None:
-        object.__setattr__(envelope, "__pydantic_extra__", extra)
-    else:
-        envelope.__pydantic_extra__.update(extra)
-    return envelope
-
-
-def _plain_dict(value: object) -> dict[Any, Any]:
-    """A plain copy of ``value`` if it is a dict (subclasses included), else ``{}``."""
-    if not isinstance(value, dict):
-        return {}
-    try:
-        return dict(dict.items(value))
-    except Exception:
-        return {}
