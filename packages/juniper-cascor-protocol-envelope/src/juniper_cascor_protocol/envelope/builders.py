@@ -78,6 +78,11 @@ class BroadcastBuilder:
     The per-type methods (``metrics(data)``...) return one stamped envelope, for frames known
     to be small. For anything that may be large, build a :meth:`draft` and send
     :meth:`wire_frames` of it: chunked by ``chunker`` when needed, one ``seq`` per frame.
+
+    Numbers are taken when a frame is built, so frames must be sent in the order they were
+    built: with several broadcasting tasks, hold one lock across building and sending, and
+    register a new client and build its ``initial_metrics`` under that lock too, so it gets
+    exactly the frames numbered after its ``current_seq``.
     """
 
     __slots__ = ("_chunker", "_clock", "_counter", "_monotonic")
