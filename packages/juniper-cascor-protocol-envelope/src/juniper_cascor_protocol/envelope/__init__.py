@@ -8,6 +8,34 @@ never raise on what a peer sent.
 
 from importlib.metadata import version as _distribution_version
 
+from juniper_cascor_protocol.envelope.builders import (
+    BroadcastBuilder,
+    ControlBuilder,
+    command_response,
+    connection_established,
+    to_wire_dict,
+    to_wire_json,
+)
+from juniper_cascor_protocol.envelope.chunking import (
+    STAMP_HEADROOM,
+    Chunker,
+    Reassembler,
+    ReassemblerStats,
+    ReassemblyResult,
+    ReassemblyStatus,
+    RejectReason,
+)
+from juniper_cascor_protocol.envelope.control import (
+    INVALID_COMMAND_CODE,
+    KNOWN_COMMANDS,
+    UNKNOWN_COMMAND_CODE,
+    CommandParseError,
+    CommandStatus,
+    ControlCommand,
+    ControlCommandName,
+    parse_command,
+    parse_command_json,
+)
 from juniper_cascor_protocol.envelope.labels import (
     UNKNOWN_TYPE_BUDGET,
     UNMATCHED_TYPE_LABEL,
@@ -33,33 +61,67 @@ from juniper_cascor_protocol.envelope.models import (
     TopologyEnvelope,
     UnknownEnvelope,
 )
+from juniper_cascor_protocol.envelope.sequence import (
+    SeqEvent,
+    SeqObservation,
+    SeqStats,
+    SequenceCounter,
+    SequenceTracker,
+)
 from juniper_cascor_protocol.envelope.validation import validate_envelope, validate_envelope_json
 
 __version__: str = _distribution_version("juniper-cascor-protocol-envelope")
 
 __all__ = [
+    "INVALID_COMMAND_CODE",
+    "KNOWN_COMMANDS",
     "KNOWN_ENVELOPES",
+    "STAMP_HEADROOM",
+    "UNKNOWN_COMMAND_CODE",
     "UNKNOWN_TYPE_BUDGET",
     "UNMATCHED_TYPE_LABEL",
     "BaseEnvelope",
+    "BroadcastBuilder",
     "CandidateProgressEnvelope",
     "CascadeAddEnvelope",
     "ChunkedMessageData",
     "ChunkedMessageEnvelope",
+    "Chunker",
+    "CommandParseError",
     "CommandResponseData",
     "CommandResponseEnvelope",
+    "CommandStatus",
     "ConnectionEstablishedData",
     "ConnectionEstablishedEnvelope",
+    "ControlBuilder",
+    "ControlCommand",
+    "ControlCommandName",
     "EventEnvelope",
     "InitialMetricsData",
     "InitialMetricsEnvelope",
     "KnownEnvelope",
     "MetricsEnvelope",
+    "Reassembler",
+    "ReassemblerStats",
+    "ReassemblyResult",
+    "ReassemblyStatus",
+    "RejectReason",
+    "SeqEvent",
+    "SeqObservation",
+    "SeqStats",
+    "SequenceCounter",
+    "SequenceTracker",
     "StateEnvelope",
     "TopologyEnvelope",
     "UnknownEnvelope",
     "__version__",
+    "command_response",
+    "connection_established",
+    "parse_command",
+    "parse_command_json",
     "reset_unknown_label_state",
+    "to_wire_dict",
+    "to_wire_json",
     "validate_envelope",
     "validate_envelope_json",
 ]
