@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
+
 from juniper_cascor_protocol.worker import (
     MAX_DTYPE_BYTES,
     MAX_FRAME_BYTES,
     MAX_NDIM,
     BinaryFrame,
 )
-from numpy.typing import NDArray
 
 PLAIN_TYPES = [
     "bool",

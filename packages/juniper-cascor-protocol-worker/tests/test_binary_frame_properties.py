@@ -9,8 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from juniper_cascor_protocol.worker import MAX_DTYPE_BYTES, MAX_NDIM, BinaryFrame
 from numpy.typing import NDArray
+
+from juniper_cascor_protocol.worker import MAX_DTYPE_BYTES, MAX_NDIM, BinaryFrame
 
 SETTINGS = settings(max_examples=300, deadline=None)
 

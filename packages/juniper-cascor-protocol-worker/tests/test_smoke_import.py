@@ -1,7 +1,11 @@
 """The public names other packages import from the worker distribution."""
 
-import juniper_cascor_protocol.worker as worker
+import subprocess
+import sys
+
 import numpy as np
+
+import juniper_cascor_protocol.worker as worker
 from juniper_cascor_protocol.worker import BinaryFrame, WorkerMessageType
 
 
@@ -30,3 +34,13 @@ def test_a_frame_round_trips() -> None:
     assert decoded.dtype == array.dtype
     assert decoded.shape == array.shape
     assert decoded.tobytes() == array.tobytes()
+
+
+def test_importing_the_worker_package_does_not_import_pydantic() -> None:
+    # A fresh interpreter: this test process may have imported Pydantic for other packages.
+    code = (
+        "import sys, juniper_cascor_protocol.worker as worker\n"
+        "assert worker.parse_worker_message({'type': 'heartbeat'})\n"
+        "assert 'pydantic' not in sys.modules, 'pydantic was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

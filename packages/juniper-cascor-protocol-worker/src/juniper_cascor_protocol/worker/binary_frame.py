@@ -105,6 +105,19 @@ _DECODE_DTYPES = _decode_table()
 _ENCODE_DTYPES = _encode_table(_DECODE_DTYPES)
 
 
+def dtype_from_text(text: str) -> np.dtype[Any] | None:
+    """The dtype a frame's dtype string names, or None when it is not an accepted spelling."""
+    return _DECODE_DTYPES.get(text.encode("utf-8", "surrogatepass"))
+
+
+def text_of_dtype(dtype: np.dtype[Any]) -> str:
+    """The dtype string a frame carries for ``dtype``; ``TypeError`` when it cannot travel."""
+    wire = _ENCODE_DTYPES.get(dtype)
+    if wire is None:
+        raise TypeError(_unencodable_dtype(dtype))
+    return wire.text.decode()
+
+
 def _invalid_dtype_text(raw: bytes) -> str:
     """The error message for a dtype string that is not in the table."""
     try:

@@ -1,0 +1,381 @@
+"""The JSON text frames of ``/ws/v1/workers`` as typed, frozen dataclasses (no Pydantic).
+
+Every message class has ``to_wire()`` (a JSON-ready dict, ``"type"`` included) and
+``parse(obj)``, which returns the message or the list of *all* :class:`FieldError` s and never
+raises, whatever ``obj`` is. ``parse_worker_message`` dispatches on ``"type"``.
+
+Rules shared by every message:
+
+* JSON types are what count: ``bool`` is neither an integer nor a number; an integer is
+  accepted where a number is expected (and stored as ``float``); numbers must be finite.
+* Keys a message does not define are kept (see ``extra``) and written back by ``to_wire``, so
+  ``to_wire(parse(d)) == d`` for a valid ``d`` — except that an optional field sent as ``null``
+  is omitted, like an absent one.
+* Constructors do not validate (they are for building messages you trust); ``parse`` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self, TypeVar
+
+from juniper_cascor_protocol.worker._checks import (
+    INVALID,
+    Path,
+    check_float,
+    check_float_list,
+    check_int,
+    check_object,
+    check_str,
+    json_type,
+    show,
+)
+from juniper_cascor_protocol.worker._extra import KeepsExtraKeys
+from juniper_cascor_protocol.worker.field_error import FieldError
+from juniper_cascor_protocol.worker.manifest import TensorManifest, TensorSpec, check_manifest
+from juniper_cascor_protocol.worker.message_type import WorkerMessageType
+
+__all__ = [
+    "RESULT_ACK_STATUSES",
+    "WORKER_ID_PATTERN",
+    "WORKER_MESSAGES",
+    "ConnectionEstablishedMessage",
+    "ErrorMessage",
+    "HeartbeatMessage",
+    "RegisterMessage",
+    "RegistrationAckMessage",
+    "ResultAckMessage",
+    "TaskAssignMessage",
+    "TaskResultMessage",
+    "TokenRefreshMessage",
+    "WorkerMessage",
+    "parse_worker_message",
+]
+
+WORKER_ID_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}")
+"""What a ``worker_id`` must match entirely (``fullmatch``: no trailing newline slips in)."""
+
+RESULT_ACK_STATUSES = ("accepted", "duplicate", "stale", "rejected")
+"""The values of ``result_ack.status``; see :class:`ResultAckMessage`."""
+
+Check = Callable[[object, Path, list[FieldError]], object]
+
+
+# --- field checks -------------------------------------------------------------------------------
+
+
+def _any_str(value: object, path: Path, errors: list[FieldError]) -> object:
+    return check_str(value, path, errors)
+
+
+def _worker_id(value: object, path: Path, errors: list[FieldError]) -> object:
+    return check_str(
+        value,
+        path,
+        errors,
+        accept=lambda text: WORKER_ID_PATTERN.fullmatch(text) is not None,
+        expectation=(
+            "expected 1-64 ASCII letters, digits, '_' or '-', starting with a letter or digit "
+            "(^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$)"
+        ),
+    )
+
+
+def _status(value: object, path: Path, errors: list[FieldError]) -> object:
+    return check_str(
+        value,
+        path,
+        errors,
+        accept=RESULT_ACK_STATUSES.__contains__,
+        expectation=f"expected one of {', '.join(RESULT_ACK_STATUSES)}",
+    )
+
+
+def _number(value: object, path: Path, errors: list[FieldError]) -> object:
+    return check_float(value, path, errors)
+
+
+def _unit_interval(value: object, path: Path, errors: list[FieldError]) -> object:
+    return check_float(value, path, errors, minimum=0.0, maximum=1.0)
+
+
+def _positive(value: object, path: Path, errors: list[FieldError]) -> object:
+    return check_float(value, path, errors, positive=True)
+
+
+def _any_int(value: object, path: Path, errors: list[FieldError]) -> object:
+    return check_int(value, path, errors)
+
+
+def _count(value: object, path: Path, errors: list[FieldError]) -> object:
+    return check_int(value, path, errors, minimum=0)
+
+
+def _bool(value: object, path: Path, errors: list[FieldError]) -> object:
+    if isinstance(value, bool):
+        return value
+    errors.append(FieldError(path, f"expected a boolean, got {json_type(value)}"))
+    return INVALID
+
+
+def _copy(value: Any) -> Any:
+    return type(value)(value) if isinstance(value, dict | list) else value
+
+
+def _manifest_to_wire(value: Any) -> Any:
+    return TensorManifest.to_wire(value)
+
+
+def _rule(check: Check, *, to_wire: Callable[[Any], Any] = _copy) -> dict[str, Any]:
+    return {"check": check, "to_wire": to_wire}
+
+
+_MANIFEST = _rule(check_manifest, to_wire=_manifest_to_wire)
+
+
+class _Field:
+    """How one dataclass field is read from and written to the wire."""
+
+    __slots__ = ("check", "name", "nullable", "optional", "to_wire")
+
+    def __init__(self, spec: dataclasses.Field[Any]) -> None:
+        self.name = spec.name
+        self.check: Check = spec.metadata["check"]
+        self.to_wire: Callable[[Any], Any] = spec.metadata["to_wire"]
+        # Absent allowed only with a default; null allowed where the default is None or the
+        # type says so (a required "str | None" field must be present but may be null).
+        self.optional = spec.default is not dataclasses.MISSING
+        self.nullable = self.optional or spec.metadata.get("nullable", False)
+
+
+# --- the messages -------------------------------------------------------------------------------
+
+
+class WorkerMessage(KeepsExtraKeys):
+    """Base of the message dataclasses: ``TYPE``, ``to_wire`` and ``parse``."""
+
+    __slots__ = ()
+
+    TYPE: ClassVar[WorkerMessageType]
+    _FIELDS: ClassVar[tuple[_Field, ...]]
+    _KNOWN_KEYS: ClassVar[frozenset[str]]
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready dict of this message, ``"type"`` first, kept unknown keys last."""
+        wire: dict[str, Any] = {"type": self.TYPE.value}
+        for spec in self._FIELDS:
+            value = getattr(self, spec.name)
+            if value is None and spec.optional:
+                continue
+            wire[spec.name] = spec.to_wire(value)
+        for key, value in self.extra.items():
+            wire.setdefault(key, value)
+        return wire
+
+    @classmethod
+    def parse(cls, obj: object) -> Self | list[FieldError]:
+        """The message ``obj`` (a decoded JSON object) holds, or every problem found in it."""
+        errors: list[FieldError] = []
+        if not isinstance(obj, dict):
+            return [FieldError((), f"expected a JSON object, got {json_type(obj)}")]
+        if "type" not in obj:
+            errors.append(FieldError(("type",), "missing required field"))
+        elif not isinstance(obj["type"], str) or obj["type"] != cls.TYPE.value:
+            wrong = f"expected {cls.TYPE.value!r} for {cls.__name__}, got {show(obj['type'])}"
+            errors.append(FieldError(("type",), wrong))
+        values: dict[str, Any] = {}
+        for spec in cls._FIELDS:
+            if spec.name not in obj:
+                if not spec.optional:
+                    errors.append(FieldError((spec.name,), "missing required field"))
+                continue
+            value = obj[spec.name]
+            if value is None and spec.nullable:
+                values[spec.name] = None
+                continue
+            checked = spec.check(value, (spec.name,), errors)
+            if checked is not INVALID:
+                values[spec.name] = checked
+        known = cls._KNOWN_KEYS
+        extra = {
+            key: value for key, value in obj.items() if isinstance(key, str) and key not in known
+        }
+        errors += [
+            FieldError((show(key),), f"object keys must be strings, got {json_type(key)}")
+            for key in obj
+            if not isinstance(key, str)
+        ]
+        if errors:
+            return errors
+        construct: Callable[..., Self] = cls  # the dataclass __init__ of the subclass
+        message = construct(**values)
+        message._set_extra(extra)
+        return message
+
+
+MessageT = TypeVar("MessageT", bound=WorkerMessage)
+
+WORKER_MESSAGES: dict[WorkerMessageType, type[WorkerMessage]] = {}
+"""Message class of every ``WorkerMessageType``, in the order of the enum."""
+
+
+def _message(message_type: WorkerMessageType) -> Callable[[type[MessageT]], type[MessageT]]:
+    def register(cls: type[MessageT]) -> type[MessageT]:
+        cls.TYPE = message_type
+        all_fields: tuple[dataclasses.Field[Any], ...] = dataclasses.fields(cls)  # type: ignore[arg-type]
+        specs = [spec for spec in all_fields if "check" in spec.metadata]
+        cls._FIELDS = tuple(_Field(spec) for spec in specs)
+        cls._KNOWN_KEYS = frozenset(["type", *(spec.name for spec in specs)])
+        WORKER_MESSAGES[message_type] = cls
+        return cls
+
+    return register
+
+
+@_message(WorkerMessageType.CONNECTION_ESTABLISHED)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionEstablishedMessage(WorkerMessage):
+    """Server → worker, first frame after the WebSocket opens.
+
+    Both fields are optional strings, like the ``/ws/training`` envelope of the same name:
+    ``server_version`` (of juniper-cascor) and ``protocol_version`` (of this protocol).
+    """
+
+    server_version: str | None = field(default=None, metadata=_rule(_any_str))
+    protocol_version: str | None = field(default=None, metadata=_rule(_any_str))
+
+
+@_message(WorkerMessageType.REGISTER)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisterMessage(WorkerMessage):
+    """Worker → server: ``worker_id`` (see ``WORKER_ID_PATTERN``) and free-form capabilities."""
+
+    worker_id: str = field(metadata=_rule(_worker_id))
+    capabilities: dict[str, Any] = field(metadata=_rule(check_object))
+
+
+@_message(WorkerMessageType.REGISTRATION_ACK)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistrationAckMessage(WorkerMessage):
+    """Server → worker, accepting a ``register``.
+
+    ``worker_id``: the id registered (optional; matches ``WORKER_ID_PATTERN`` when present).
+    ``heartbeat_interval``: seconds between the heartbeats the server expects (optional, > 0).
+    """
+
+    worker_id: str | None = field(default=None, metadata=_rule(_worker_id))
+    heartbeat_interval: float | None = field(default=None, metadata=_rule(_positive))
+
+
+@_message(WorkerMessageType.HEARTBEAT)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatMessage(WorkerMessage):
+    """Either direction: ``worker_id`` and ``timestamp`` (Unix seconds, finite)."""
+
+    worker_id: str = field(metadata=_rule(_worker_id))
+    timestamp: float = field(metadata=_rule(_number))
+
+
+@_message(WorkerMessageType.TASK_ASSIGN)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskAssignMessage(WorkerMessage):
+    """Server → worker: train one candidate; one binary frame per manifest entry follows.
+
+    ``candidate_index`` is >= 0; ``candidate_data`` and ``training_params`` are free-form.
+    """
+
+    task_id: str = field(metadata=_rule(_any_str))
+    round_id: str = field(metadata=_rule(_any_str))
+    candidate_index: int = field(metadata=_rule(_count))
+    candidate_data: dict[str, Any] = field(metadata=_rule(check_object))
+    training_params: dict[str, Any] = field(metadata=_rule(check_object))
+    tensor_manifest: dict[str, TensorSpec] = field(metadata=_MANIFEST)
+
+
+@_message(WorkerMessageType.TASK_RESULT)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskResultMessage(WorkerMessage):
+    """Worker → server: a trained candidate; one binary frame per manifest entry follows.
+
+    ``correlation`` is in [0, 1]; ``all_correlations``, ``numerator`` and ``denominator`` are
+    finite; ``epochs_completed`` is >= 0; ``error_message`` must be present and may be null.
+    """
+
+    task_id: str = field(metadata=_rule(_any_str))
+    candidate_id: int = field(metadata=_rule(_any_int))
+    candidate_uuid: str = field(metadata=_rule(_any_str))
+    correlation: float = field(metadata=_rule(_unit_interval))
+    success: bool = field(metadata=_rule(_bool))
+    epochs_completed: int = field(metadata=_rule(_count))
+    activation_name: str = field(metadata=_rule(_any_str))
+    all_correlations: list[float] = field(metadata=_rule(check_float_list))
+    numerator: float = field(metadata=_rule(_number))
+    denominator: float = field(metadata=_rule(_number))
+    best_corr_idx: int = field(metadata=_rule(_any_int))
+    error_message: str | None = field(metadata={**_rule(_any_str), "nullable": True})
+    tensor_manifest: dict[str, TensorSpec] = field(metadata=_MANIFEST)
+
+
+@_message(WorkerMessageType.RESULT_ACK)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResultAckMessage(WorkerMessage):
+    """Server → worker, answering a ``task_result``.
+
+    ``status`` is one of ``RESULT_ACK_STATUSES``: ``accepted`` (the result is used),
+    ``duplicate`` (a result for this task was already received), ``stale`` (the round is
+    over) or ``rejected`` (the result is invalid). ``reason``: optional human-readable text.
+    """
+
+    task_id: str = field(metadata=_rule(_any_str))
+    status: str = field(metadata=_rule(_status))
+    reason: str | None = field(default=None, metadata=_rule(_any_str))
+
+
+@_message(WorkerMessageType.TOKEN_REFRESH)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenRefreshMessage(WorkerMessage):
+    """Server → worker: use ``token`` from now on (hidden from ``repr``).
+
+    ``expires_at``: when it expires, Unix seconds (optional, finite).
+    """
+
+    token: str = field(repr=False, metadata=_rule(_any_str))
+    expires_at: float | None = field(default=None, metadata=_rule(_number))
+
+
+@_message(WorkerMessageType.ERROR)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorMessage(WorkerMessage):
+    """Either direction: ``error`` text, optional ``details``, ``timestamp`` (Unix seconds)."""
+
+    error: str = field(metadata=_rule(_any_str))
+    details: str | None = field(default=None, metadata=_rule(_any_str))
+    timestamp: float = field(metadata=_rule(_number))
+
+
+# Keep the registry in enum order, whatever the order of the class definitions above.
+WORKER_MESSAGES = {member: WORKER_MESSAGES[member] for member in WorkerMessageType}
+
+_BY_TYPE: dict[str, type[WorkerMessage]] = {str(key): cls for key, cls in WORKER_MESSAGES.items()}
+_KNOWN_TYPES = ", ".join(_BY_TYPE)
+
+
+def parse_worker_message(obj: object) -> WorkerMessage | list[FieldError]:
+    """Parse any worker message, dispatching on its ``"type"``; never raises."""
+    if not isinstance(obj, dict):
+        return [FieldError((), f"expected a JSON object, got {json_type(obj)}")]
+    if "type" not in obj:
+        return [FieldError(("type",), "missing required field")]
+    message_type = obj["type"]
+    if not isinstance(message_type, str):
+        return [FieldError(("type",), f"expected a string, got {json_type(message_type)}")]
+    message_class = _BY_TYPE.get(message_type)
+    if message_class is None:
+        message = (
+            f"unknown worker message type {show(message_type)}; expected one of {_KNOWN_TYPES}"
+        )
+        return [FieldError(("type",), message)]
+    return message_class.parse(obj)
