@@ -27,7 +27,7 @@ import json
 import math
 from typing import Annotated, Any, Final
 
-from pydantic import ConfigDict, Field, GetCoreSchemaHandler, GetPydanticSchema, TypeAdapter
+from pydantic import ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
 from pydantic_core import CoreSchema, core_schema
 
 from juniper_cascor_protocol.envelope.labels import (
@@ -53,14 +53,8 @@ def _label_of(value: Any) -> str:
     return label_for_type(type_str) if type_str else INVALID_TYPE_LABEL
 
 
-def _fallback_schema(_source: Any, _handler: GetCoreSchemaHandler) -> CoreSchema:
-    """An ``UnknownEnvelope`` built by Pydantic from any object with string keys.
-
-    Each field falls back to its default instead of failing (``on_error="default"``), so this
-    implements the rules of :func:`validate_envelope` in pydantic-core; only a dict it cannot
-    read (a key that is not a string, a subclass of dict that breaks ``items``) is left to the
-    Python :func:`_fallback`, which gives the same envelope for every dict both can read.
-    """
+def _lenient_schema(cls: type[UnknownEnvelope]) -> CoreSchema:
+    """The fallback rules of :func:`validate_envelope` as a schema of ``cls``: no field fails."""
 
     def field(schema: CoreSchema, **default: Any) -> core_schema.ModelField:
         return core_schema.model_field(
@@ -69,7 +63,7 @@ def _fallback_schema(_source: Any, _handler: GetCoreSchemaHandler) -> CoreSchema
 
     finite = core_schema.float_schema(allow_inf_nan=False, strict=True)
     return core_schema.model_schema(
-        UnknownEnvelope,
+        cls,
         core_schema.model_fields_schema(
             {
                 "type": field(
@@ -93,12 +87,33 @@ def _fallback_schema(_source: Any, _handler: GetCoreSchemaHandler) -> CoreSchema
     )
 
 
+class _LenientUnknownEnvelope(UnknownEnvelope):
+    """An ``UnknownEnvelope`` that pydantic-core builds from any dict with string keys.
+
+    Its schema (:func:`_lenient_schema`) implements the fallback rules of
+    :func:`validate_envelope`: every field falls back to its default instead of failing. It is a
+    private subclass because Pydantic reuses a model's own validator wherever that model appears
+    in a schema, so ``UnknownEnvelope`` itself cannot carry a second one; :func:`_as_unknown`
+    turns each instance into a plain ``UnknownEnvelope`` (same fields, same layout) before it is
+    returned.
+    """
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return _lenient_schema(cls)
+
+
+def _as_unknown(envelope: BaseEnvelope) -> BaseEnvelope:
+    if type(envelope) is _LenientUnknownEnvelope:
+        # Compatible layouts (a subclass adding no slots), so CPython allows the reassignment.
+        object.__setattr__(envelope, "__class__", UnknownEnvelope)
+    return envelope
+
+
 # Tried left to right: the typed envelope, else the fallback envelope, else the input as is
-# (a value that is not an object, or a dict with keys that are not strings).
+# (JSON that is not an object, or a dict that pydantic-core cannot read).
 _WireFrame = Annotated[
-    Annotated[KnownEnvelope, Field(discriminator="type")]
-    | Annotated[UnknownEnvelope, GetPydanticSchema(_fallback_schema)]
-    | Any,
+    Annotated[KnownEnvelope, Field(discriminator="type")] | _LenientUnknownEnvelope | Any,
     Field(union_mode="left_to_right"),
 ]
 _ADAPTER: Final = TypeAdapter[Any](
@@ -107,12 +122,10 @@ _ADAPTER: Final = TypeAdapter[Any](
     # objects instead of allocating new ones for every frame.
     config=ConfigDict(cache_strings="keys"),
 )
-# The validator's own methods: ``TypeAdapter.validate_*`` adds a Python call per frame.
+# The validators' own methods: ``TypeAdapter.validate_*`` adds a Python call per frame.
 _validate_python: Final = _ADAPTER.validator.validate_python
 _validate_json: Final = _ADAPTER.validator.validate_json
-_validate_fallback: Final = TypeAdapter[UnknownEnvelope](
-    Annotated[UnknownEnvelope, GetPydanticSchema(_fallback_schema)]
-).validator.validate_python
+_validate_unknown: Final = _LenientUnknownEnvelope.__pydantic_validator__.validate_python
 
 _FIELD_NAMES: Final = frozenset({"type", "timestamp", "data", "seq", "emitted_at_monotonic"})
 
@@ -145,9 +158,9 @@ def validate_envelope(frame: dict[str, Any]) -> BaseEnvelope:
         if type(type_) is str and type_ in KNOWN_ENVELOPES:
             result = _validate_python(frame, strict=True)
         else:
-            result = _validate_fallback(frame, strict=True)
+            result = _validate_unknown(frame, strict=True)
         if isinstance(result, BaseEnvelope):
-            return result
+            return _as_unknown(result)
     except Exception:  # a dict no validator can read: it gets the fallback like any invalid one
         pass
     return _fallback(frame)
@@ -178,7 +191,7 @@ def validate_envelope_json(raw: str | bytes | bytearray | memoryview) -> BaseEnv
         # surrogate escape, not UTF-8); the standard parser decides, as in the dict path.
         return _decode_with_json_module(raw)
     if isinstance(result, BaseEnvelope):
-        return result
+        return _as_unknown(result)
     if isinstance(result, dict):  # not expected (a JSON object's keys are strings), but safe
         return validate_envelope(result)
     return _reserved(NOT_AN_OBJECT_LABEL)
