@@ -1,0 +1,61 @@
+"""A loopback demo of the three juniper-cascor endpoints, built from this package's pieces.
+
+Needs the ``demo`` extra (``pip install 'juniper-cascor-protocol[demo]'``, which adds
+``websockets``). :func:`run_demo` starts a :class:`LoopbackServer` on 127.0.0.1, connects
+training clients, a control client and workers, moves frames and tensors through every endpoint,
+checks what arrived, and returns a :class:`DemoReport`::
+
+    from juniper_cascor_protocol.demo import DemoOptions, run_demo_sync
+
+    report = run_demo_sync(DemoOptions(frames=500, clients=2, tensor_mb=1.0))
+    print(report.render())
+    assert report.problems == []
+
+The server and the clients are public too, for tests and experiments against real sockets.
+"""
+
+from juniper_cascor_protocol.demo.control_client import ControlClient
+from juniper_cascor_protocol.demo.control_service import (
+    INVALID_PARAMS_CODE,
+    MALFORMED_JSON_CODE,
+    ControlService,
+    TrainingParams,
+)
+from juniper_cascor_protocol.demo.options import LOOPBACK_HOST, DemoOptions
+from juniper_cascor_protocol.demo.report import DemoReport
+from juniper_cascor_protocol.demo.run import run_demo, run_demo_sync
+from juniper_cascor_protocol.demo.server import (
+    CONTROL_PATH,
+    TRAINING_PATH,
+    WORKERS_PATH,
+    LoopbackServer,
+)
+from juniper_cascor_protocol.demo.training_client import Refusal, TrainingClient
+from juniper_cascor_protocol.demo.training_hub import TrainingHub
+from juniper_cascor_protocol.demo.worker import DemoWorker, WorkerStats
+from juniper_cascor_protocol.demo.worker_hub import TaskOutcome, WorkerHub, WorkerTask
+
+__all__ = [
+    "CONTROL_PATH",
+    "INVALID_PARAMS_CODE",
+    "LOOPBACK_HOST",
+    "MALFORMED_JSON_CODE",
+    "TRAINING_PATH",
+    "WORKERS_PATH",
+    "ControlClient",
+    "ControlService",
+    "DemoOptions",
+    "DemoReport",
+    "DemoWorker",
+    "LoopbackServer",
+    "Refusal",
+    "TaskOutcome",
+    "TrainingClient",
+    "TrainingHub",
+    "TrainingParams",
+    "WorkerHub",
+    "WorkerStats",
+    "WorkerTask",
+    "run_demo",
+    "run_demo_sync",
+]

@@ -1,0 +1,173 @@
+"""The server side of ``/ws/control``: every request gets one ``command_response``.
+
+Requests on one connection are answered concurrently, each by its own task, so responses may
+come back in any order: clients correlate them by ``command_id``, which every response echoes
+(when the request carried a usable one). Answers:
+
+=============================  ========  ===================================================
+request                        status    ``code``
+=============================  ========  ===================================================
+known command, valid params    success   —  (``result``: ``{"state", "params"}``)
+not JSON                       error     ``malformed_json``
+JSON, not a valid request      error     ``invalid_command`` (e.g. not an object, no command)
+unknown command name           error     ``unknown_command``
+known command, bad ``params``  error     ``invalid_params`` (``error`` names field and limit)
+=============================  ========  ===================================================
+
+``set_params`` takes the fields of :class:`TrainingParams`, each optional, none other; the other
+commands take no params. State transitions always succeed: ``start``/``resume`` → running,
+``pause`` → paused, ``stop`` → stopped, ``reset`` → stopped with the default params.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import from_json
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from juniper_cascor_protocol.envelope.builders import ControlBuilder, to_wire_json
+from juniper_cascor_protocol.envelope.control import (
+    CommandParseError,
+    CommandStatus,
+    ControlCommand,
+    ControlCommandName,
+    parse_command_json,
+)
+from juniper_cascor_protocol.envelope.models import CommandResponseEnvelope
+
+__all__ = [
+    "INVALID_PARAMS_CODE",
+    "MALFORMED_JSON_CODE",
+    "ControlService",
+    "TrainingParams",
+]
+
+MALFORMED_JSON_CODE: Final = "malformed_json"
+INVALID_PARAMS_CODE: Final = "invalid_params"
+_MAX_REPORTED_ERRORS: Final = 8
+
+StateListener = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class TrainingParams(BaseModel):
+    """The parameters ``set_params`` may change; unknown names are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    learning_rate: float = Field(default=0.01, gt=0, le=10)
+    max_hidden_units: int = Field(default=16, ge=0, le=10_000)
+    candidate_pool_size: int = Field(default=8, ge=1, le=1024)
+    patience: int = Field(default=8, ge=1, le=10_000)
+
+
+_STATE_AFTER: Final = {
+    ControlCommandName.START: "running",
+    ControlCommandName.RESUME: "running",
+    ControlCommandName.PAUSE: "paused",
+    ControlCommandName.STOP: "stopped",
+    ControlCommandName.RESET: "stopped",
+}
+
+
+class ControlService:
+    """Answers ``/ws/control`` requests and keeps the (simulated) training state.
+
+    ``on_state_change`` is awaited with ``{"state", "params", "command"}`` after every
+    successful command, before its response is sent (the demo broadcasts it as a ``state``
+    frame on ``/ws/training``).
+    """
+
+    def __init__(
+        self,
+        control: ControlBuilder,
+        *,
+        server_version: str | None = None,
+        on_state_change: StateListener | None = None,
+    ) -> None:
+        self._control = control
+        self._server_version = server_version
+        self._on_state_change = on_state_change
+        self.state = "stopped"
+        self.params = TrainingParams()
+        self.responses: Counter[str] = Counter()
+        """Responses sent, by ``code`` (``"success"`` for successful commands)."""
+
+    async def serve(self, connection: ServerConnection) -> None:
+        """Handle one ``/ws/control`` connection until it closes."""
+        hello = self._control.connection_established(server_version=self._server_version)
+        await connection.send(to_wire_json(hello))
+        async with asyncio.TaskGroup() as answers:
+            async for message in connection:
+                answers.create_task(self._answer(connection, message))
+
+    async def _answer(self, connection: ServerConnection, message: str | bytes) -> None:
+        response = await self.respond(message)
+        self.responses[response.data.code or response.data.status] += 1
+        # A client that leaves before its answer must not take the other answers down with it.
+        with contextlib.suppress(ConnectionClosed):
+            await connection.send(to_wire_json(response))
+
+    async def respond(self, message: str | bytes) -> CommandResponseEnvelope:
+        """The ``command_response`` for one received request; never raises on its content."""
+        request = parse_command_json(message)
+        if isinstance(request, CommandParseError):
+            if _is_malformed_json(message):
+                return self._control.command_response(
+                    request.command or "",
+                    CommandStatus.ERROR,
+                    command_id=request.command_id,
+                    error="request is not valid JSON",
+                    code=MALFORMED_JSON_CODE,
+                )
+            return self._control.rejection(request)
+        name = request.known_name
+        if name is None:
+            return self._control.rejection(request)
+        error = self._apply(name, request)
+        if error is not None:
+            return self._control.command_response(
+                request, CommandStatus.ERROR, error=error, code=INVALID_PARAMS_CODE
+            )
+        snapshot = {"state": self.state, "params": self.params.model_dump()}
+        if self._on_state_change is not None:
+            await self._on_state_change({**snapshot, "command": name.value})
+        return self._control.command_response(request, CommandStatus.SUCCESS, result=snapshot)
+
+    def _apply(self, name: ControlCommandName, request: ControlCommand) -> str | None:
+        """Change the state for ``request``; return an error message instead if params are bad."""
+        if name is ControlCommandName.SET_PARAMS:
+            try:
+                update = TrainingParams.model_validate(request.params)
+            except ValidationError as failure:
+                return _describe(failure)
+            merged = self.params.model_dump() | update.model_dump(exclude_unset=True)
+            self.params = TrainingParams.model_validate(merged)
+            return None
+        if request.params:
+            return f"params: {name.value} takes no params, got {sorted(request.params)[:8]}"
+        self.state = _STATE_AFTER[name]
+        if name is ControlCommandName.RESET:
+            self.params = TrainingParams()
+        return None
+
+
+def _is_malformed_json(message: str | bytes) -> bool:
+    try:
+        from_json(message)
+    except ValueError:
+        return True
+    return False
+
+
+def _describe(failure: ValidationError) -> str:
+    details = failure.errors(include_url=False, include_input=False)[:_MAX_REPORTED_ERRORS]
+    return "; ".join(
+        f"params.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in details
+    )

@@ -1,0 +1,109 @@
+"""A loopback server speaking the three endpoints of juniper-cascor with this package's pieces.
+
+``/ws/training`` → :class:`TrainingHub`, ``/ws/control`` → :class:`ControlService`,
+``/ws/v1/workers`` → :class:`WorkerHub`; any other path is refused at the handshake with HTTP
+404. The server binds ``127.0.0.1`` only, on an ephemeral port unless one is given, and closes
+every connection when its ``async with`` block ends.
+"""
+
+from __future__ import annotations
+
+import http
+from types import TracebackType
+from typing import Final, Self
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from juniper_cascor_protocol.demo.control_service import ControlService
+from juniper_cascor_protocol.demo.options import LOOPBACK_HOST
+from juniper_cascor_protocol.demo.training_hub import TrainingHub
+from juniper_cascor_protocol.demo.transport import connection_settings
+from juniper_cascor_protocol.demo.worker_hub import WorkerHub
+from juniper_cascor_protocol.envelope.builders import BroadcastBuilder, ControlBuilder
+from juniper_cascor_protocol.envelope.chunking import DEFAULT_MAX_FRAME_BYTES, Chunker
+from juniper_cascor_protocol.envelope.models import StateEnvelope
+from juniper_cascor_protocol.envelope.sequence import SequenceCounter
+
+__all__ = ["CONTROL_PATH", "TRAINING_PATH", "WORKERS_PATH", "LoopbackServer"]
+
+TRAINING_PATH: Final = "/ws/training"
+CONTROL_PATH: Final = "/ws/control"
+WORKERS_PATH: Final = "/ws/v1/workers"
+_SERVER_VERSION: Final = "loopback-demo"
+
+
+class LoopbackServer:
+    """``async with LoopbackServer() as server:`` serves until the block ends.
+
+    Args:
+        port: the TCP port on 127.0.0.1; 0 (the default) picks a free one, see :attr:`port`.
+        max_frame_bytes: the chunker's budget for one ``/ws/training`` text frame; larger
+            broadcasts go out as ``chunked_message`` frames.
+    """
+
+    def __init__(self, *, port: int = 0, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        control = ControlBuilder()
+        builder = BroadcastBuilder(SequenceCounter(), chunker=Chunker(max_frame_bytes))
+        self.training = TrainingHub(builder, control, server_version=_SERVER_VERSION)
+        self.control = ControlService(
+            control, server_version=_SERVER_VERSION, on_state_change=self._publish_state
+        )
+        self.workers = WorkerHub()
+        self._requested_port = port
+        self._server: Server | None = None
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (known once the server has started)."""
+        if self._server is None:
+            raise RuntimeError("LoopbackServer.port is known only inside `async with`")
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    def url(self, path: str) -> str:
+        """The ``ws://`` URL of ``path`` on this server."""
+        return f"ws://{LOOPBACK_HOST}:{self.port}{path}"
+
+    async def __aenter__(self) -> Self:
+        self._server = await serve(
+            self._route,
+            LOOPBACK_HOST,
+            self._requested_port,
+            process_request=_refuse_unknown_paths,
+            **connection_settings(),
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.workers.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _route(self, connection: ServerConnection) -> None:
+        path = _path(connection.request)
+        if path == TRAINING_PATH:
+            await self.training.serve(connection)
+        elif path == CONTROL_PATH:
+            await self.control.serve(connection)
+        else:
+            await self.workers.serve(connection)
+
+    async def _publish_state(self, state: dict[str, object]) -> None:
+        await self.training.broadcast_data(StateEnvelope, state)
+
+
+def _path(request: Request | None) -> str:
+    return "" if request is None else request.path.partition("?")[0]
+
+
+def _refuse_unknown_paths(connection: ServerConnection, request: Request) -> Response | None:
+    if _path(request) in (TRAINING_PATH, CONTROL_PATH, WORKERS_PATH):
+        return None
+    return connection.respond(http.HTTPStatus.NOT_FOUND, "unknown path\n")
