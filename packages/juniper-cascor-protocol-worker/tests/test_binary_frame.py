@@ -254,6 +254,19 @@ def test_encode_into_refuses_a_buffer_one_byte_too_small() -> None:
     assert BinaryFrame.encode_into(array, bytearray(size)) == size
 
 
+def test_encode_into_refuses_a_strided_buffer() -> None:
+    strided = memoryview(bytearray(200))[::2]
+    with pytest.raises(ValueError, match="C-contiguous buffer"):
+        BinaryFrame.encode_into(np.zeros(2), strided)
+
+
+def test_encode_into_a_signed_byte_view() -> None:
+    array = np.arange(3, dtype=np.uint8)
+    target = memoryview(bytearray(40)).cast("b")
+    size = BinaryFrame.encode_into(array, target)
+    assert target.tobytes()[:size] == BinaryFrame.encode(array)
+
+
 def test_encode_into_refuses_a_read_only_buffer() -> None:
     with pytest.raises(TypeError, match="writable buffer"):
         BinaryFrame.encode_into(np.zeros(2), memoryview(bytes(100)))

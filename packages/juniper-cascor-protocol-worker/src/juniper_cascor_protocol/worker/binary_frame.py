@@ -207,6 +207,16 @@ def _byte_buffer(data: object) -> bytes | bytearray | memoryview:
     return memoryview(view.tobytes())
 
 
+def _writable_bytes(buffer: object) -> memoryview:
+    """A flat, writable byte view of ``buffer`` for :meth:`BinaryFrame.encode_into`."""
+    target = memoryview(buffer)  # type: ignore[arg-type]
+    if target.readonly:
+        raise TypeError("BinaryFrame.encode_into needs a writable buffer")
+    if not target.c_contiguous:
+        raise ValueError("BinaryFrame.encode_into needs a C-contiguous buffer")
+    return target if target.ndim == 1 and target.format == "B" else target.cast("B")
+
+
 class BinaryFrame:
     """Encode and decode the binary tensor frame (see the module docstring for the layout).
 
@@ -261,13 +271,7 @@ class BinaryFrame:
         straight into ``buffer``, whatever the memory order of ``array``.
         """
         checked, wire, size = _checked(array)
-        target = memoryview(buffer)
-        if target.readonly:
-            raise TypeError("BinaryFrame.encode_into needs a writable buffer")
-        if not target.c_contiguous:
-            raise ValueError("BinaryFrame.encode_into needs a C-contiguous buffer")
-        if target.ndim != 1 or target.itemsize != 1:
-            target = target.cast("B")
+        target = _writable_bytes(buffer)
         if len(target) < size:
             raise ValueError(
                 f"Buffer too small for binary frame: {len(target)} bytes < {size} bytes needed"
@@ -278,7 +282,7 @@ class BinaryFrame:
         if checked.nbytes == 0:
             pass
         elif checked.flags.c_contiguous:
-            target[start:size] = checked.data.cast("B")
+            target[start:size] = checked.data.cast("B")  # same length: a plain copy, no resize
         else:
             destination = np.frombuffer(target, checked.dtype, checked.size, start)
             np.copyto(destination.reshape(shape), checked, casting="no")

@@ -1,0 +1,227 @@
+"""Speed and memory of BinaryFrame, as ratios to the floor of one copy measured in the same run.
+
+For float32 payloads of 1 KB to 64 MB this times the floor ``bytes(memoryview(payload))`` (one
+allocation, one copy) and BinaryFrame's owned decode, encode, encode_into and zero-copy decode,
+then prints a table of ratios with the targets and PASS/MISS at the end of the session:
+
+* owned decode and encode within 1.3x the floor from 1 MB up, where the copy dominates (below,
+  the table shows the fixed per-call cost: about a microsecond of header parsing and array
+  creation, which is what the 1 KB overhead target bounds);
+* at 1 KB, at most 3 us of per-call overhead (time minus the floor);
+* zero-copy decode about constant across sizes (64 MB within 2x of 1 KB);
+* at 16 MB, decode and encode allocate at most 1x the payload beyond their result (tracemalloc).
+
+Machines are noisy, so a MISS is reported, not failed; what is timed is checked for correctness.
+Times are the best round (least disturbed by other processes), identical for every operation.
+"""
+
+from __future__ import annotations
+
+import functools
+import struct
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from juniper_cascor_protocol.worker import BinaryFrame
+
+SIZES = {"1 KB": 2**10, "64 KB": 2**16, "1 MB": 2**20, "16 MB": 2**24, "64 MB": 2**26}
+OPERATIONS = {
+    "floor": "bytes(memoryview(payload))",
+    "decode": "decode(frame)",
+    "encode": "encode(array)",
+    "encode_into": "encode_into(array, buffer)",
+    "view": "decode(frame, copy=False)",
+}
+RATIO_TARGET = 1.3
+RATIO_FROM = "1 MB"
+OVERHEAD_TARGET_SECONDS = 3e-6
+CONSTANT_TARGET = 2.0
+MEMORY_SIZE = "16 MB"
+MEMORY_TARGET = 1.0
+
+
+@dataclass
+class CodecReport:
+    """Collects the measurements; pytest calls ``pytest_terminal_summary`` at the very end."""
+
+    seconds: dict[tuple[str, str], float] = field(default_factory=dict)
+    extra_memory: dict[str, float] = field(default_factory=dict)
+
+    @pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.seconds:
+            for line in self.lines():
+                terminalreporter.write_line(line)
+
+    def lines(self) -> list[str]:
+        lines = ["", "BinaryFrame vs the floor bytes(memoryview(payload)), float32, best round:"]
+        header = f"{'size':>6} {'floor':>10}" + "".join(f" {op:>18}" for op in list(OPERATIONS)[1:])
+        lines.append(header)
+        for size in SIZES:
+            floor = self.seconds.get((size, "floor"))
+            if floor is None:
+                continue
+            cells = [f"{size:>6} {_time(floor):>10}"]
+            for op in list(OPERATIONS)[1:]:
+                took = self.seconds.get((size, op))
+                cells.append(
+                    " " * 19 if took is None else f" {_time(took):>9} {took / floor:>6.2f}x"
+                )
+            lines.append("".join(cells))
+        lines += ["", "Targets:"]
+        lines += self._ratio_lines() + self._overhead_lines() + self._view_lines()
+        lines += self._memory_lines()
+        return lines
+
+    def _ratio_lines(self) -> list[str]:
+        lines = []
+        sizes = list(SIZES)[list(SIZES).index(RATIO_FROM) :]
+        for op in ("decode", "encode", "encode_into"):
+            ratios = [
+                self.seconds[size, op] / self.seconds[size, "floor"]
+                for size in sizes
+                if (size, op) in self.seconds and (size, "floor") in self.seconds
+            ]
+            if ratios:
+                worst = max(ratios)
+                lines.append(
+                    f"  {op} <= {RATIO_TARGET}x floor from {RATIO_FROM}: worst {worst:.2f}x "
+                    f"{_verdict(worst <= RATIO_TARGET)}"
+                )
+        return lines
+
+    def _overhead_lines(self) -> list[str]:
+        lines = []
+        floor = self.seconds.get(("1 KB", "floor"))
+        for op in ("decode", "encode", "encode_into", "view"):
+            took = self.seconds.get(("1 KB", op))
+            if floor is not None and took is not None:
+                overhead = took - floor
+                lines.append(
+                    f"  {op} per-call overhead at 1 KB <= {_time(OVERHEAD_TARGET_SECONDS)}: "
+                    f"{_time(overhead)} {_verdict(overhead <= OVERHEAD_TARGET_SECONDS)}"
+                )
+        return lines
+
+    def _view_lines(self) -> list[str]:
+        small, large = self.seconds.get(("1 KB", "view")), self.seconds.get(("64 MB", "view"))
+        if small is None or large is None:
+            return []
+        growth = large / small
+        return [
+            f"  decode(copy=False) constant: 64 MB takes {growth:.2f}x the 1 KB time "
+            f"(<= {CONSTANT_TARGET}x) {_verdict(growth <= CONSTANT_TARGET)}"
+        ]
+
+    def _memory_lines(self) -> list[str]:
+        return [
+            f"  {op} at {MEMORY_SIZE}: peak memory beyond the result {extra:.2f}x the payload "
+            f"(<= {MEMORY_TARGET}x) {_verdict(extra <= MEMORY_TARGET)}"
+            for op, extra in self.extra_memory.items()
+        ]
+
+
+def _time(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if abs(seconds) >= scale:
+            return f"{seconds / scale:.2f} {unit}"
+    return f"{seconds / 1e-9:.0f} ns"
+
+
+def _verdict(passed: bool) -> str:
+    return "PASS" if passed else "MISS"
+
+
+@pytest.fixture(scope="session")
+def report(pytestconfig: pytest.Config) -> CodecReport:
+    name = "tensor-codec-report"
+    plugin = pytestconfig.pluginmanager.get_plugin(name)
+    if plugin is None:
+        plugin = CodecReport()
+        pytestconfig.pluginmanager.register(plugin, name)
+    assert isinstance(plugin, CodecReport)
+    return plugin
+
+
+@dataclass(frozen=True)
+class Payload:
+    array: NDArray[np.float32]
+    payload: bytes
+    frame: bytes
+
+
+@functools.lru_cache(maxsize=1)  # one size at a time: the 64 MB case is large enough
+def payload_of(size: str) -> Payload:
+    count = SIZES[size] // 4
+    array = np.arange(count, dtype=np.float32) * np.float32(0.5) - np.float32(3.0)
+    payload = array.tobytes()
+    # The layout written out by hand, independently of BinaryFrame.
+    frame = struct.pack("<III", 1, count, 7) + b"float32" + payload
+    return Payload(array, payload, frame)
+
+
+def operation(op: str, data: Payload, buffer: bytearray) -> Callable[[], object]:
+    return {
+        "floor": lambda: bytes(memoryview(data.payload)),
+        "decode": lambda: BinaryFrame.decode(data.frame),
+        "encode": lambda: BinaryFrame.encode(data.array),
+        "encode_into": lambda: BinaryFrame.encode_into(data.array, buffer),
+        "view": lambda: BinaryFrame.decode(data.frame, copy=False),
+    }[op]
+
+
+def check(op: str, result: object, data: Payload, buffer: bytearray) -> None:
+    """What was timed did the right thing."""
+    if op == "floor":
+        assert result == data.payload
+    elif op in ("encode", "encode_into"):
+        frame = result if op == "encode" else bytes(buffer)
+        assert op == "encode" or result == len(data.frame)
+        assert frame == data.frame
+    else:
+        assert isinstance(result, np.ndarray)
+        assert result.dtype == np.float32
+        assert result.shape == data.array.shape
+        assert result.tobytes() == data.payload
+        owned = op == "decode"
+        assert result.flags.writeable is owned
+        assert np.shares_memory(result, np.frombuffer(data.frame, np.uint8)) is not owned
+
+
+def peak_extra_memory(run: Callable[[], object], payload_bytes: int) -> float:
+    """Peak traced allocation during ``run()`` beyond its result, in multiples of the payload."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        result = run()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    kept = result.nbytes if isinstance(result, np.ndarray) else len(result)  # type: ignore[arg-type]
+    return (peak - before - kept) / payload_bytes
+
+
+CASES = [(size, op) for size in SIZES for op in OPERATIONS]
+
+
+@pytest.mark.benchmark(min_rounds=5, max_time=0.25, warmup=True, warmup_iterations=3)
+@pytest.mark.parametrize(("size", "op"), CASES, ids=[f"{s.replace(' ', '')}-{o}" for s, o in CASES])
+def test_tensor_codec(benchmark: Any, report: CodecReport, size: str, op: str) -> None:
+    data = payload_of(size)
+    buffer = bytearray(len(data.frame))
+    run = operation(op, data, buffer)
+    benchmark.group = f"tensor codec {size}"
+    result = benchmark(run)
+    check(op, result, data, buffer)
+    stats = getattr(benchmark, "stats", None)
+    if stats is not None:  # None when benchmarks are disabled: nothing was timed
+        report.seconds[size, op] = stats.stats.min
+    if size == MEMORY_SIZE and op in ("decode", "encode"):
+        report.extra_memory[op] = peak_extra_memory(run, len(data.payload))
