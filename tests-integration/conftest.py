@@ -44,13 +44,18 @@ class ScriptedPeer:
     """A hostile (or merely scripted) WebSocket server on 127.0.0.1 for testing consumers.
 
     Every connection, on any path, receives ``script`` — each item sent as one message, ``str``
-    as text and ``bytes`` as binary — and is then closed normally by the server.
+    as text and ``bytes`` as binary. Then the server closes the connection normally or, with
+    ``drain=True``, keeps reading (into :attr:`received`) until the client closes it.
     """
 
-    def __init__(self, script: Sequence[str | bytes], *, max_size: int = 2**20) -> None:
+    def __init__(
+        self, script: Sequence[str | bytes], *, max_size: int = 2**20, drain: bool = False
+    ) -> None:
         self._script = script
         self._max_size = max_size
+        self._drain = drain
         self._server: Any = None
+        self.received: list[str | bytes] = []
 
     @property
     def url(self) -> str:
@@ -60,6 +65,9 @@ class ScriptedPeer:
     async def _handler(self, connection: Any) -> None:
         for message in self._script:
             await connection.send(message)
+        if self._drain:
+            async for message in connection:
+                self.received.append(message)
         await connection.close()
 
     async def __aenter__(self) -> Self:

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import json
 import random
+import struct
 import uuid
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import pytest
 
+from juniper_cascor_protocol.demo.candidate import make_task_tensors
 from juniper_cascor_protocol.demo.training_client import Refusal, TrainingClient
+from juniper_cascor_protocol.demo.worker import DemoWorker
+from juniper_cascor_protocol.demo.worker_hub import CRC32_KEY, WorkerTask
 from juniper_cascor_protocol.envelope.builders import BroadcastBuilder, to_wire_json
 from juniper_cascor_protocol.envelope.chunking import Chunker, Reassembler, RejectReason
 from juniper_cascor_protocol.envelope.labels import (
@@ -26,6 +31,17 @@ from juniper_cascor_protocol.envelope.labels import (
     UNMATCHED_TYPE_LABEL,
 )
 from juniper_cascor_protocol.envelope.models import BaseEnvelope, TopologyEnvelope
+from juniper_cascor_protocol.worker import BinaryFrame
+from juniper_cascor_protocol.worker.manifest import TensorSpec
+from juniper_cascor_protocol.worker.messages import (
+    ConnectionEstablishedMessage,
+    HeartbeatMessage,
+    RegistrationAckMessage,
+    ResultAckMessage,
+    TaskResultMessage,
+    WorkerMessage,
+    parse_worker_message,
+)
 
 pytestmark = pytest.mark.usefixtures("fresh_labels")
 
@@ -179,3 +195,94 @@ def test_chunk_floods_are_bounded_and_rejections_are_counted_by_reason(
     assert reassembler.buffered_bytes <= caps["max_buffered_bytes"]
     assert reassembler.evicted >= len(distinct) - caps["max_messages_in_flight"]
     assert [e for e in delivered if e.type == "topology"] == [original]
+
+
+def _wire(message: WorkerMessage) -> str:
+    return json.dumps(message.to_wire())
+
+
+def _frame_with_dtype(dtype_text: bytes, count: int) -> bytes:
+    return struct.pack(f"<III{len(dtype_text)}s", 1, count, len(dtype_text), dtype_text) + bytes(
+        8 * count
+    )
+
+
+def test_hostile_server_frames_are_counted_by_the_worker_which_keeps_working(
+    run: Any, scripted_peer: Any
+) -> None:
+    rng = random.Random(7)
+    x = np.arange(4, dtype=np.float32)
+    x_manifest = {"x": TensorSpec([4], "float32")}
+    script: list[str | bytes] = [
+        _wire(ConnectionEstablishedMessage(server_version="hostile")),
+        _wire(RegistrationAckMessage(worker_id="target")),
+        *(rng.randbytes(rng.randrange(1, 64)) for _ in range(5)),  # outside any task
+        "[1]",
+        "null",
+        "3",
+        '"x"',
+        '{"type": "warp"}',
+        '{"no_type": 1}',
+        "{bad",
+        '{"type": "task_assign"}',
+        '{"type": "result_ack", "task_id": "z", "status": "bogus"}',
+    ]
+    expected: Counter[str] = Counter(
+        unexpected_binary_frame=5,
+        not_an_object=4,
+        unknown_type=2,
+        malformed_json=1,
+        invalid_message=2,
+    )
+    bad_frames = {
+        "binary_frame_too_short_for_shape_header": b"\x00\x00",
+        "data_size_mismatch": BinaryFrame.encode(x)[:-3],
+        "unreasonable_number_of_dimensions": struct.pack("<I", 11) + bytes(64),
+        "invalid_dtype_string": _frame_with_dtype(b"O", 4),
+    }
+    for label, frame in bad_frames.items():
+        script += [_wire(WorkerTask(label, {"x": x}).assign_message()), frame]
+        expected[label] += 1
+    big = np.zeros(300_000, dtype=np.float32)  # 1.2 MB, over the worker's 1 MiB limit
+    script += [_wire(WorkerTask("oversized", {"x": big}).assign_message()), BinaryFrame.encode(big)]
+    expected["oversized_frame"] += 1
+    # A heartbeat where the tensor frame should be: the task fails, the heartbeat still counts.
+    script += [
+        _wire(WorkerTask("interrupted", {"x": x}).assign_message()),
+        _wire(HeartbeatMessage(worker_id="server", timestamp=1.0)),
+    ]
+    expected["missing_tensor_frame"] += 1
+    lying = WorkerTask("lying", {"x": x}, manifest={"x": TensorSpec([4], "float64")})
+    script += [_wire(lying.assign_message()), BinaryFrame.encode(x)]
+    expected["manifest_mismatch"] += 1
+    tensors = make_task_tensors(20_000, seed=1)
+    corrupt = WorkerTask.create("corrupt", tensors)
+    corrupt.candidate_data[CRC32_KEY]["residual_error"] ^= 1
+    script += [_wire(corrupt.assign_message()), *map(BinaryFrame.encode, tensors.values())]
+    expected["checksum_mismatch"] += 1
+    script += [_wire(WorkerTask("unscorable", {"x": x}, manifest=x_manifest).assign_message())]
+    script += [BinaryFrame.encode(x)]
+    expected["unscorable_task"] += 1
+    good = WorkerTask.create("good", tensors)
+    script += [_wire(good.assign_message()), *map(BinaryFrame.encode, tensors.values())]
+    tasks = 10
+    script += [_wire(ResultAckMessage(task_id=f"t{i}", status="accepted")) for i in range(tasks)]
+    worker = DemoWorker("target", max_frame_bytes=2**20)
+
+    async def scenario() -> list[str | bytes]:
+        async with scripted_peer(script, max_size=2**24, drain=True) as peer:
+            await worker.run(peer.url, max_tasks=tasks)
+            return list(peer.received)
+
+    received = run(scenario())
+
+    stats = worker.stats
+    assert stats.problems == expected
+    assert (stats.tasks_failed, stats.tasks_succeeded) == (tasks - 1, 1)
+    assert stats.heartbeats_received == 1
+    assert stats.acks == {"accepted": tasks}
+    replies = [parse_worker_message(json.loads(m)) for m in received if isinstance(m, str)]
+    results = [r for r in replies if isinstance(r, TaskResultMessage)]
+    assert [r.success for r in results] == [False] * (tasks - 1) + [True]
+    assert [r.task_id for r in results][-1] == "good"
+    assert sum(isinstance(m, bytes) for m in received) == len(results[-1].tensor_manifest)

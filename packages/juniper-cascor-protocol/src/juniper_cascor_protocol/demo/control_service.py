@@ -104,8 +104,9 @@ class ControlService:
         hello = self._control.connection_established(server_version=self._server_version)
         await connection.send(to_wire_json(hello))
         async with asyncio.TaskGroup() as answers:
-            async for message in connection:
-                answers.create_task(self._answer(connection, message))
+            with contextlib.suppress(ConnectionClosed):
+                async for message in connection:
+                    answers.create_task(self._answer(connection, message))
 
     async def _answer(self, connection: ServerConnection, message: str | bytes) -> None:
         response = await self.respond(message)

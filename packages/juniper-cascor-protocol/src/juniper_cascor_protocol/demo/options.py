@@ -25,7 +25,8 @@ class DemoOptions:
     ``frames`` broadcast frames go to each of ``clients`` training clients on ``/ws/training``;
     ``clients`` workers each run one task on ``/ws/v1/workers`` whose input tensor is
     ``tensor_mb`` megabytes (10**6 bytes) of float32. ``port`` 0 picks a free ephemeral port.
-    The whole run, shutdown included, is bounded by ``timeout_s`` seconds.
+    The traffic stops after ``timeout_s`` seconds at most; closing the connections then takes
+    at most about one second more.
 
     Raises:
         ValueError: a field is outside its range; the message names the field and the limit.

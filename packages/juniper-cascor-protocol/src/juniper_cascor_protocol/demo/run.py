@@ -72,8 +72,10 @@ _SCORE_TOLERANCE: Final = 1e-9
 async def run_demo(options: DemoOptions | None = None) -> DemoReport:
     """Run one demo over loopback and return its report; never raises for what it observes.
 
-    Everything — connections, traffic, shutdown — ends within ``options.timeout_s``; a run cut
-    short reports what it saw so far plus a ``timed out`` problem.
+    The traffic is stopped at ``options.timeout_s``, and a run cut short reports what it saw so
+    far plus a ``timed out`` problem; closing the connections then takes at most about one
+    second more (see ``transport.CLOSE_TIMEOUT_S``). Failures of the clients or the server
+    are reported as problems too.
     """
     demo = _Demo(options if options is not None else DemoOptions())
     started = time.perf_counter()

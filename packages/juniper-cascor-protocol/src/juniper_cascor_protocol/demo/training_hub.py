@@ -81,6 +81,8 @@ class TrainingHub:
             # Clients send nothing we act on; reading keeps the close handshake flowing.
             async for _ in connection:
                 pass
+        except ConnectionClosed:
+            pass  # an abrupt close is as final as a clean one
         finally:
             self._drop(connection)
 

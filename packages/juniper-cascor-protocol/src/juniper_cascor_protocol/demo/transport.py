@@ -10,6 +10,9 @@ Every connection of the demo uses the same settings:
 * No ``permessage-deflate``: tensors do not compress, and deflating 64 MB would cost seconds.
 * No keepalive pings: a loopback peer busy decoding a large tensor must not be dropped for a
   late pong; every run is bounded by its own timeout instead.
+* A short close handshake (:data:`CLOSE_TIMEOUT_S`): a loopback peer answers a close frame at
+  once unless it has stopped reading (e.g. it was cancelled with frames still queued), and
+  then waiting longer gains nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from websockets.asyncio.connection import Connection
 from juniper_cascor_protocol.worker import MAX_FRAME_BYTES, BinaryFrame
 
 __all__ = [
+    "CLOSE_TIMEOUT_S",
     "MAX_MESSAGE_BYTES",
     "connection_settings",
     "receive_tensor",
@@ -29,11 +33,18 @@ __all__ = [
 ]
 
 MAX_MESSAGE_BYTES: Final = MAX_FRAME_BYTES + 64 * 1024
+CLOSE_TIMEOUT_S: Final = 0.5
+"""How long a closing side waits for the peer's close frame before dropping the connection."""
 
 
 def connection_settings(max_size: int = MAX_MESSAGE_BYTES) -> dict[str, Any]:
     """Keyword arguments for ``websockets.asyncio.server.serve`` and ``...client.connect``."""
-    return {"max_size": max_size, "compression": None, "ping_interval": None, "close_timeout": 2.0}
+    return {
+        "max_size": max_size,
+        "compression": None,
+        "ping_interval": None,
+        "close_timeout": CLOSE_TIMEOUT_S,
+    }
 
 
 async def send_tensor(connection: Connection, array: NDArray[Any]) -> int:

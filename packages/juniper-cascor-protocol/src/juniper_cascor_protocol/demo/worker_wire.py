@@ -3,7 +3,14 @@
 A ``task_assign`` or ``task_result`` text frame is followed by one binary frame per entry of its
 ``tensor_manifest``, in manifest order. Everything a peer can get wrong is reported as a
 :class:`Problem` with a bounded ``label`` (for counting) and a ``detail`` (for people); nothing
-here raises on received data.
+here raises on received data. The labels:
+
+* messages: ``malformed_json``, ``not_an_object``, ``unknown_type`` (missing or unknown
+  ``type``), ``invalid_message`` (a known ``type`` whose fields are wrong),
+  ``unexpected_binary_frame`` (a binary frame outside any task);
+* tensor frames: ``oversized_frame``, ``missing_tensor_frame`` (text came instead), the decode
+  error's established prefix in snake case (e.g. ``data_size_mismatch``,
+  ``invalid_dtype_string``), and ``manifest_mismatch`` (``check_tensors`` disagreed).
 """
 
 from __future__ import annotations
@@ -102,9 +109,12 @@ def read_message(raw: str | bytes) -> WorkerMessage | Problem:
     parsed = parse_worker_message(decoded)
     if isinstance(parsed, WorkerMessage):
         return parsed
-    kind = decoded.get("type") if isinstance(decoded, dict) else None
-    known = isinstance(kind, str) and kind in _KNOWN_TYPES
-    label = "invalid_message" if known else "unknown_type"
+    if not isinstance(decoded, dict):
+        label = "not_an_object"
+    elif isinstance(decoded.get("type"), str) and decoded["type"] in _KNOWN_TYPES:
+        label = "invalid_message"
+    else:
+        label = "unknown_type"
     return Problem(label, _clip("; ".join(str(error) for error in parsed)))
 
 
