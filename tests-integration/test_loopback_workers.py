@@ -218,3 +218,36 @@ def test_registration_is_required_first(run: Any) -> None:
     assert [e.error for e in errors] == ["invalid_message"]
     assert errors[0].details is not None
     assert "worker_id" in errors[0].details
+
+
+def test_a_task_whose_worker_leaves_mid_task_goes_to_another_worker(run: Any) -> None:
+    tasks = [WorkerTask.create(f"t-{n}", make_task_tensors(4_000, seed=n)) for n in range(2)]
+
+    async def quitter(url: str) -> str:
+        """Registers, takes one task_assign, and leaves without answering."""
+        async with connect(url, compression=None) as ws:
+            await ws.recv()  # connection_established
+            await ws.send(
+                json.dumps(RegisterMessage(worker_id="quitter", capabilities={}).to_wire())
+            )
+            await ws.recv()  # registration_ack
+            assign = parse_worker_message(json.loads(await ws.recv()))
+            assert isinstance(assign, TaskAssignMessage)
+            return assign.task_id
+
+    async def scenario() -> tuple[str, list[TaskOutcome]]:
+        async with LoopbackServer() as server:
+            pending = [server.workers.submit(task) for task in tasks]
+            abandoned = await quitter(server.url(WORKERS_PATH))
+            worker = DemoWorker("finisher")
+            runner = asyncio.create_task(worker.run(server.url(WORKERS_PATH), max_tasks=2))
+            outcomes = list(await asyncio.gather(*pending))
+            await runner
+            return abandoned, outcomes
+
+    abandoned, outcomes = run(scenario())
+    assert abandoned == "t-0"
+    assert [(o.task_id, o.worker_id, o.accepted) for o in outcomes] == [
+        ("t-0", "finisher", True),
+        ("t-1", "finisher", True),
+    ]

@@ -19,6 +19,8 @@ class DemoReport:
     frames: int
     """Broadcast frames requested (``DemoOptions.frames``)."""
     clients: int
+    tensor_mb: float
+    """Size of each task's input tensor (``DemoOptions.tensor_mb``)."""
     duration_s: float
     """The whole run, connections and shutdown included."""
     broadcast_s: float
@@ -78,7 +80,7 @@ class DemoReport:
         )
         lines = [
             f"loopback demo: {self.frames} frames x {self.clients} clients, "
-            f"{self.duration_s:.2f} s",
+            f"tensors of {self.tensor_mb:g} MB, {self.duration_s:.2f} s",
             f"/ws/training    {self.frames_sent} frames sent ({by_type}), "
             f"{self.broadcast_bytes / 1e6:.2f} MB",
             f"                {self.frames_received} received in {self.broadcast_s:.2f} s "

@@ -248,6 +248,7 @@ class _Demo:
         return DemoReport(
             frames=self.options.frames,
             clients=self.options.clients,
+            tensor_mb=self.options.tensor_mb,
             duration_s=duration_s,
             broadcast_s=self.broadcast_s,
             tensor_s=self.tensor_s,

@@ -45,10 +45,12 @@ from juniper_cascor_protocol.worker.messages import (
     TaskResultMessage,
 )
 
-__all__ = ["CRC32_KEY", "TaskOutcome", "WorkerHub", "WorkerTask"]
+__all__ = ["CRC32_KEY", "MAX_ATTEMPTS", "TaskOutcome", "WorkerHub", "WorkerTask"]
 
 CRC32_KEY: Final = "crc32"
 """``candidate_data[CRC32_KEY]``: ``{tensor name: CRC-32 of its raw data}``, for the worker."""
+MAX_ATTEMPTS: Final = 3
+"""How many times a task is assigned before a worker leaving mid-task becomes its outcome."""
 _REGISTER_TIMEOUT_S: Final = 10.0
 _POLICY_VIOLATION: Final = 1008
 
@@ -108,7 +110,11 @@ class TaskOutcome:
         return self.ack_status == "accepted"
 
 
-_Queued = tuple[WorkerTask, "asyncio.Future[TaskOutcome]"]
+@dataclass(slots=True)
+class _Queued:
+    task: WorkerTask
+    future: asyncio.Future[TaskOutcome]
+    attempts: int = 0
 
 
 class WorkerHub:
@@ -134,18 +140,19 @@ class WorkerHub:
     def submit(self, task: WorkerTask) -> asyncio.Future[TaskOutcome]:
         """Queue ``task`` for the next free worker; the future resolves when it is acknowledged.
 
-        The outcome is always delivered (with a problem if the worker vanished mid-task); a task
-        still queued when the server closes fails with ``ConnectionError``.
+        A task whose worker leaves before answering is queued again for another worker, up to
+        :data:`MAX_ATTEMPTS` assignments in all; after that its outcome carries the problem. A
+        task still queued when the hub closes fails with ``ConnectionError``.
         """
         future: asyncio.Future[TaskOutcome] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((task, future))
+        self._queue.put_nowait(_Queued(task, future))
         return future
 
     def close(self) -> None:
         """End every session after its current task, and fail the tasks still queued."""
         self._closing.set()
         while not self._queue.empty():
-            _, future = self._queue.get_nowait()
+            future = self._queue.get_nowait().future
             if not future.done():
                 future.set_exception(ConnectionError("server closed before the task was assigned"))
 
@@ -172,10 +179,12 @@ class _Session:
         reader = asyncio.create_task(self._read())
         try:
             while (queued := await self._next_task(reader)) is not None:
-                task, future = queued
-                outcome = await self._run_task(task, reader)
-                if not future.done():
-                    future.set_result(outcome)
+                queued.attempts += 1
+                outcome = await self._run_task(queued.task, reader)
+                if reader.done() and outcome.result is None and queued.attempts < MAX_ATTEMPTS:
+                    self.hub._queue.put_nowait(queued)  # the worker left: let another take it
+                elif not queued.future.done():
+                    queued.future.set_result(outcome)
                 if reader.done():
                     break
         finally:
