@@ -29,3 +29,11 @@ def test_worker_schemas_state_their_type_tag() -> None:
         schema = generate_schemas()[f"worker/{message_type}.schema.json"]
         assert schema["properties"]["type"]["const"] == str(message_type)
         assert "type" in schema["required"]
+
+
+def test_worker_schemas_carry_the_constraints_parse_enforces() -> None:
+    schemas = generate_schemas()
+    register = schemas["worker/register.schema.json"]["properties"]["worker_id"]
+    assert register["pattern"] == "^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$"
+    correlation = schemas["worker/task_result.schema.json"]["properties"]["correlation"]
+    assert (correlation["minimum"], correlation["maximum"]) == (0, 1)

@@ -16,9 +16,15 @@ from pydantic import TypeAdapter
 
 from juniper_cascor_protocol.envelope import KNOWN_ENVELOPES, UnknownEnvelope
 from juniper_cascor_protocol.envelope.control import ControlCommand
-from juniper_cascor_protocol.worker import WORKER_MESSAGES
+from juniper_cascor_protocol.worker import WORKER_ID_PATTERN, WORKER_MESSAGES
 
 __all__ = ["check_schemas", "generate_schemas", "write_schemas"]
+
+# Constraints the worker's parse() enforces in code; stated here so other languages see them.
+_WORKER_FIELD_CONSTRAINTS: dict[str, dict[str, Any]] = {
+    "worker_id": {"pattern": f"^{WORKER_ID_PATTERN.pattern}$"},
+    "correlation": {"minimum": 0, "maximum": 1},
+}
 
 
 def generate_schemas() -> dict[str, dict[str, Any]]:
@@ -33,6 +39,9 @@ def generate_schemas() -> dict[str, dict[str, Any]]:
         # The dataclasses carry their tag as a class attribute, not a field: state it here.
         schema.setdefault("properties", {})["type"] = {"const": str(message_type), "type": "string"}
         schema.setdefault("required", []).insert(0, "type")
+        for name, constraint in _WORKER_FIELD_CONSTRAINTS.items():
+            if name in schema["properties"]:
+                schema["properties"][name].update(constraint)
         schemas[f"worker/{message_type}.schema.json"] = schema
     return schemas
 
