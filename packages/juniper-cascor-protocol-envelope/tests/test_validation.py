@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import sys
@@ -312,6 +313,17 @@ def test_nesting_deeper_than_the_recursion_limit_is_taken_as_is() -> None:
     unknown = _unknown({"type": "future_kind", "timestamp": 1.0, "data": {"w": deep}, "x": deep})
     assert unknown.data["w"] is deep
     assert unknown.model_extra == {"x": deep}
+
+
+def test_a_str_enum_type_dispatches_like_its_value() -> None:
+    class Kind(enum.StrEnum):
+        STATE = "state"
+        FUTURE = "future_kind"
+
+    envelope = validate_envelope({"type": Kind.STATE, "timestamp": 1.0, "data": {}})
+    assert type(envelope) is StateEnvelope
+    assert type(envelope.type) is str
+    assert _unknown({"type": Kind.FUTURE, "timestamp": 1.0}).type == "future_kind"
 
 
 def test_an_empty_dict_falls_back_with_every_default() -> None:

@@ -14,7 +14,8 @@ Two modes of validation, on purpose:
   so a typed envelope always dumps back to exactly the frame it came from. In that mode the
   free-form ``data`` (and ``CommandResponseData.result``, ``InitialMetricsData.metrics``) is the
   frame's own, freshly decoded ``dict``/``list``, taken as is: copying it and re-checking every
-  key was half the cost of validating a typical frame, and a JSON object's keys are strings.
+  key was half the cost of validating a typical frame, and a JSON object's keys are strings
+  (so a dict given to ``validate_envelope`` does not have the keys inside ``data`` checked).
 
 ``timestamp`` and ``emitted_at_monotonic`` must be finite in both modes: ``NaN`` or infinity is
 no point in time (the fallback of ``validate_envelope`` treats them the same way).
