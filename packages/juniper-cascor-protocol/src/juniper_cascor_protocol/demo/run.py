@@ -222,6 +222,8 @@ class _Demo:
             )
         self.outcomes = list(await asyncio.gather(*pending))
         self.tensor_s = time.perf_counter() - started
+        # Release any worker still waiting for a task, so the task group can finish.
+        server.workers.close()
         for task, outcome in zip(work, self.outcomes, strict=True):
             self._check_outcome(task, outcome)
 
