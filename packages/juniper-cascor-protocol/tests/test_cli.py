@@ -181,3 +181,18 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["demo", "--frames", "0"])
     assert exited.value.code == EXIT_USAGE
+
+
+def test_demo_runs_all_three_endpoints_and_reports_no_problems(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["demo", "--frames", "300", "--clients", "2", "--tensor-mb", "0.5", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == EXIT_OK, report
+    assert report["problems"] == []
+    assert report["seq_gaps"] == 0
+
+
+def test_demo_option_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--frames", "2000000"]) == EXIT_USAGE
+    assert "frames must be between 1 and 1000000" in capsys.readouterr().err

@@ -143,7 +143,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    options = DemoOptions(frames=args.frames, clients=args.clients, tensor_mb=args.tensor_mb)
+    try:
+        options = DemoOptions(frames=args.frames, clients=args.clients, tensor_mb=args.tensor_mb)
+    except ValueError as error:
+        print(f"juniper-cascor-protocol demo: {error}", file=sys.stderr)
+        return EXIT_USAGE
     report = run_demo_sync(options)
     if args.json:
         _print_json(report.to_json())
