@@ -254,6 +254,9 @@ def test_typed_data_has_its_documented_defaults() -> None:
         ("command_response", {"command": "start", "status": "success", "result": [1]}),
         ("connection_established", {"server_version": 9}),
         ("metrics", [1, 2]),
+        ("metrics", {1: "a key that is not a string"}),
+        ("event", {"ok": 1, ("a", "b"): 2}),
+        ("command_response", {"command": "start", "status": "success", "result": {0: "x"}}),
     ],
 )
 def test_an_invalid_payload_falls_back_under_its_known_name(type_: str, data: Any) -> None:

@@ -184,9 +184,10 @@ def validate_envelope_json(raw: str | bytes | bytearray | memoryview) -> BaseEnv
     an :class:`UnknownEnvelope` labelled ``"_malformed_json"``, JSON that is not an object one
     labelled ``"_not_an_object"``; both have ``timestamp`` 0.0 and ``data`` ``{}``.
 
-    One difference remains with Pydantic older than 2.11: in an object with a duplicated key,
-    its parser takes the first value where :func:`json.loads` takes the last (2.11 and later
-    take the last too). No JSON encoder writes duplicate keys.
+    Two differences remain with older Pydantic, on input no encoder of this protocol writes:
+    before 2.11, a key repeated in one object gives its first value where :func:`json.loads`
+    gives the last; before 2.12, a JSON integer of 19 or more digits is refused where a float
+    is expected (``timestamp``, ``emitted_at_monotonic``) where the dict path accepts it.
 
     Raises:
         TypeError: ``raw`` is not ``str``, ``bytes``, ``bytearray`` or ``memoryview``.
