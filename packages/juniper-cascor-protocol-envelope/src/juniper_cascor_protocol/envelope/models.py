@@ -41,7 +41,7 @@ def _taken_as_is_when_strict(source: Any, handler: GetCoreSchemaHandler) -> Core
     """Lax: Pydantic's own copying schema. Strict, from Python: the caller's object itself."""
     copying = handler(source)
     origin = get_origin(source)
-    as_is = core_schema.is_instance_schema(origin)
+    as_is: CoreSchema = core_schema.is_instance_schema(origin)
     if origin is dict:
         as_is = core_schema.no_info_after_validator_function(_string_keys_only, as_is)
     return core_schema.lax_or_strict_schema(
