@@ -14,8 +14,8 @@ How it stays cheap (see the benchmark in ``benchmarks/test_envelope_validation.p
   no ``ValidationError`` is raised on any path, and no Python loop runs over the frame.
 * A dict whose ``type`` is not one of the ten names (checked first, by set membership) goes
   straight to the fallback schema, never through the tagged union.
-* The adapter is called in strict mode, in which the free-form ``data`` is taken as is rather
-  than copied and re-checked key by key (see :mod:`.models`).
+* The adapter is called in strict mode, in which the free-form ``data`` is taken as is (its
+  keys checked in C) rather than copied item by item (see :mod:`.models`).
 * From JSON, one parse by Pydantic's parser yields the envelope, whichever it is; the text is
   parsed again (by :func:`json.loads`) only when that parser rejects it, so the result is still
   the one ``validate_envelope(json.loads(raw))`` gives.
