@@ -39,7 +39,6 @@ OPERATIONS = {
     "view": "decode(frame, copy=False)",
 }
 RATIO_TARGET = 1.3
-RATIO_FROM = "1 MB"
 OVERHEAD_TARGET_SECONDS = 3e-6
 CONSTANT_TARGET = 2.0
 MEMORY_SIZE = "16 MB"
@@ -80,20 +79,18 @@ class CodecReport:
         return lines
 
     def _ratio_lines(self) -> list[str]:
+        # The target holds at every size; below 1 MB the fixed per-call cost (header, array
+        # object) dominates a copy this short, which the overhead lines bound separately.
         lines = []
-        sizes = list(SIZES)[list(SIZES).index(RATIO_FROM) :]
         for op in ("decode", "encode", "encode_into"):
-            ratios = [
-                self.seconds[size, op] / self.seconds[size, "floor"]
-                for size in sizes
+            cells = [
+                f"{size} {ratio:.2f}x {_verdict(ratio <= RATIO_TARGET)}"
+                for size in SIZES
                 if (size, op) in self.seconds and (size, "floor") in self.seconds
+                for ratio in [self.seconds[size, op] / self.seconds[size, "floor"]]
             ]
-            if ratios:
-                worst = max(ratios)
-                lines.append(
-                    f"  {op} <= {RATIO_TARGET}x floor from {RATIO_FROM}: worst {worst:.2f}x "
-                    f"{_verdict(worst <= RATIO_TARGET)}"
-                )
+            if cells:
+                lines.append(f"  {op} <= {RATIO_TARGET}x floor: " + ", ".join(cells))
         return lines
 
     def _overhead_lines(self) -> list[str]:
