@@ -10,6 +10,7 @@ import types
 from collections import OrderedDict
 from typing import Any
 
+import pydantic_core
 import pytest
 
 from juniper_cascor_protocol.envelope import (
@@ -497,3 +498,17 @@ def test_json_timestamps_are_finite_floats() -> None:
         timestamp = validate_envelope_json(raw).timestamp
         assert timestamp == 0.0
         assert math.isfinite(timestamp)
+
+
+def test_escaped_non_ascii_strings_survive_the_json_parser_every_time() -> None:
+    # Pydantic 2.7.0-2.7.2 read escaped non-ASCII strings back as mojibake ("\u00b7" as "Â·")
+    # once pydantic_core.from_json (which parse_command_json uses) had run in the process; the
+    # declared floor (2.7.3) must not.
+    alphabet = "ab·éü☃"
+    keys = sorted({a + b + c for a in alphabet for b in alphabet for c in alphabet})
+    for key in keys:
+        frame = {"type": "metrics", "timestamp": 1.0, "data": {key: key}, key: [key]}
+        text = json.dumps(frame)  # ensure_ascii: every non-ASCII character escaped
+        assert pydantic_core.from_json(text) == frame, key
+        envelope = validate_envelope_json(text)
+        assert envelope.model_dump(exclude_none=True) == frame, key
