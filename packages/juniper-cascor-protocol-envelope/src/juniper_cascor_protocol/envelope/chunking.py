@@ -145,16 +145,7 @@ class Chunker:
         chunk_id = self._chunk_id_factory()
         # No piece is empty, so there are at most len(text) chunks: size the header for that.
         widest = 10 ** len(str(max(len(text), 1))) - 1
-        header = ChunkedMessageEnvelope(
-            timestamp=envelope.timestamp,
-            data=ChunkedMessageData(
-                chunk_id=chunk_id,
-                chunk_index=widest,
-                total_chunks=widest,
-                original_type=envelope.type,
-                payload="",
-            ),
-        )
+        header = _chunk(envelope, chunk_id, widest, widest, "")
         budget = self._max_frame_bytes - self._headroom - len(to_json(header, exclude_none=True))
         if budget < MIN_PAYLOAD_BYTES:
             raise ValueError(
@@ -165,18 +156,23 @@ class Chunker:
         pieces = _cut(text, budget)
         total = len(pieces)
         return [
-            ChunkedMessageEnvelope(
-                timestamp=envelope.timestamp,
-                data=ChunkedMessageData(
-                    chunk_id=chunk_id,
-                    chunk_index=index,
-                    total_chunks=total,
-                    original_type=envelope.type,
-                    payload=piece,
-                ),
-            )
-            for index, piece in enumerate(pieces)
+            _chunk(envelope, chunk_id, index, total, piece) for index, piece in enumerate(pieces)
         ]
+
+
+def _chunk(
+    original: BaseEnvelope, chunk_id: str, index: int, total: int, payload: str
+) -> ChunkedMessageEnvelope:
+    return ChunkedMessageEnvelope(
+        timestamp=original.timestamp,
+        data=ChunkedMessageData(
+            chunk_id=chunk_id,
+            chunk_index=index,
+            total_chunks=total,
+            original_type=original.type,
+            payload=payload,
+        ),
+    )
 
 
 def _cut(text: str, budget: int) -> list[str]:
