@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from juniper_cascor_protocol.cli import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, main
+from juniper_cascor_protocol.cli import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, _Progress, main
 from juniper_cascor_protocol.envelope import reset_unknown_label_state
-from juniper_cascor_protocol.worker import BinaryFrame
+from juniper_cascor_protocol.worker import MAX_FRAME_BYTES, BinaryFrame
 
 CAPTURE_LINES = [
     '{"type": "initial_metrics", "timestamp": 1.0,'
@@ -196,3 +197,25 @@ def test_demo_runs_all_three_endpoints_and_reports_no_problems(
 def test_demo_option_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--frames", "2000000"]) == EXIT_USAGE
     assert "frames must be between 1 and 1000000" in capsys.readouterr().err
+
+
+def test_inspect_reads_no_more_than_one_byte_past_the_frame_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "huge.bin"
+    with path.open("wb") as sparse:
+        sparse.truncate(MAX_FRAME_BYTES + 4096)  # a sparse file: no disk used
+    assert main(["inspect", "--json", str(path)]) == EXIT_PROBLEMS
+    result = json.loads(capsys.readouterr().out)
+    assert result["reason"].startswith("Binary frame exceeds maximum size")
+    assert result["frame_bytes"] == MAX_FRAME_BYTES + 1
+
+
+def test_progress_bar_reports_the_share_of_the_file_read() -> None:
+    stream = io.StringIO()
+    progress = _Progress(total_bytes=200, stream=stream)
+    progress.advance(100)
+    assert "50.0%" in stream.getvalue()
+    progress.advance(100)
+    progress.close()
+    assert stream.getvalue().rstrip("\n").endswith("100.0%      0.0 MiB")

@@ -98,9 +98,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from juniper_cascor_protocol.tensor_summary import summarize_frame
+    from juniper_cascor_protocol.worker import MAX_FRAME_BYTES
 
     with _open_binary(args.file) as stream:
-        data = stream.read()
+        # One byte past the limit is enough for decode to name the oversize; never read more.
+        data = stream.read(MAX_FRAME_BYTES + 1)
     try:
         summary = summarize_frame(data)
     except ValueError as error:

@@ -1,0 +1,47 @@
+"""`validate` never crashes on what a capture holds, and counts every line it was given."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from juniper_cascor_protocol.capture import audit_capture
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+frames = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["metrics", "state", "initial_metrics", "chunked_message"])
+        | st.text(max_size=12)
+        | json_values,
+        "timestamp": json_values,
+        "data": json_values,
+        "seq": st.integers(min_value=-5, max_value=50) | json_values,
+    },
+)
+lines = st.one_of(
+    st.binary(max_size=64).filter(lambda raw: b"\n" not in raw),
+    frames.map(lambda frame: json.dumps(frame).encode()),
+    json_values.map(lambda value: json.dumps(value).encode()),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(lines, max_size=20))
+def test_audit_never_raises_and_accounts_for_every_non_blank_line(capture: list[bytes]) -> None:
+    report = audit_capture(line + b"\n" for line in capture)
+    non_blank = sum(1 for line in capture if line.strip())
+    assert report.frames == non_blank
+    typed = sum(report.per_type.values())
+    unknown = sum(report.unknown_labels.values())
+    assert typed + unknown + report.invalid_count == report.frames
+    assert len(report.invalid) == min(report.invalid_count, report.max_listed)
+    json.dumps(report.to_json())  # the --json output always serialises
