@@ -7,14 +7,12 @@ import json
 from typing import Any
 
 from juniper_cascor_protocol.demo.control_client import ControlClient
-from juniper_cascor_protocol.demo.control_service import (
-    INVALID_PARAMS_CODE,
-    MALFORMED_JSON_CODE,
-)
+from juniper_cascor_protocol.demo.control_service import INVALID_PARAMS_CODE
 from juniper_cascor_protocol.demo.server import CONTROL_PATH, TRAINING_PATH, LoopbackServer
 from juniper_cascor_protocol.demo.training_client import TrainingClient
 from juniper_cascor_protocol.envelope.control import (
     INVALID_COMMAND_CODE,
+    MALFORMED_JSON_CODE,
     UNKNOWN_COMMAND_CODE,
     CommandStatus,
     ControlCommand,

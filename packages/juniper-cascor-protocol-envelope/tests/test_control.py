@@ -15,6 +15,7 @@ from juniper_cascor_protocol.envelope.control import (
     COMMAND_NAME_MAX_LENGTH,
     INVALID_COMMAND_CODE,
     KNOWN_COMMANDS,
+    MALFORMED_JSON_CODE,
     UNKNOWN_COMMAND_CODE,
     CommandParseError,
     CommandStatus,
@@ -205,3 +206,21 @@ def test_any_request_round_trips(
     request = ControlCommand(command=name, params=params, command_id=command_id)
     parsed = parse_command_json(request.to_wire_json())
     assert parsed == request
+
+
+@pytest.mark.parametrize("raw", [b"", b"\xff\xfe", "not json", "[" * 10_000, '{"command": "st'])
+def test_text_that_is_not_json_is_answered_as_malformed(raw: str | bytes) -> None:
+    parsed = parse_command_json(raw)
+    assert isinstance(parsed, CommandParseError)
+    assert parsed.code == MALFORMED_JSON_CODE
+    assert parsed.errors[0].startswith("request is not valid JSON")
+    reply = ControlBuilder().rejection(parsed)
+    assert (reply.data.status, reply.data.code) == ("error", MALFORMED_JSON_CODE)
+
+
+@pytest.mark.parametrize("raw", ["null", "[]", '"start"', '{"params": {}}'])
+def test_json_that_is_not_a_request_is_answered_as_invalid(raw: str) -> None:
+    parsed = parse_command_json(raw)
+    assert isinstance(parsed, CommandParseError)
+    assert parsed.code == INVALID_COMMAND_CODE
+    assert ControlBuilder().rejection(parsed).data.code == INVALID_COMMAND_CODE

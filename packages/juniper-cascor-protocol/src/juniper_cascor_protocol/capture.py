@@ -20,6 +20,7 @@ from juniper_cascor_protocol.envelope import (
     UnknownEnvelope,
     validate_envelope_json,
 )
+from juniper_cascor_protocol.envelope.errors import describe_validation_error
 from juniper_cascor_protocol.envelope.sequence import SeqEvent, SequenceTracker
 
 __all__ = ["DEFAULT_MAX_LISTED", "CaptureReport", "InvalidFrame", "SeqProblem", "audit_capture"]
@@ -126,11 +127,7 @@ def explain_invalid(raw: bytes) -> str | None:
     try:
         model.model_validate(frame)
     except ValidationError as error:
-        details = (
-            f"{'.'.join(str(p) for p in e['loc']) or '<frame>'}: {e['msg']}"
-            for e in error.errors(include_url=False)
-        )
-        return f"invalid {kind!r} frame: " + "; ".join(details)
+        return f"invalid {kind!r} frame: " + "; ".join(describe_validation_error(error))
     except RecursionError:
         return f"invalid {kind!r} frame: nested too deeply"
     return f"invalid {kind!r} frame"

@@ -28,6 +28,7 @@ from juniper_cascor_protocol.envelope.chunking import (
 from juniper_cascor_protocol.envelope.control import (
     INVALID_COMMAND_CODE,
     KNOWN_COMMANDS,
+    MALFORMED_JSON_CODE,
     UNKNOWN_COMMAND_CODE,
     CommandParseError,
     CommandStatus,
@@ -36,6 +37,7 @@ from juniper_cascor_protocol.envelope.control import (
     parse_command,
     parse_command_json,
 )
+from juniper_cascor_protocol.envelope.errors import describe_validation_error
 from juniper_cascor_protocol.envelope.labels import (
     UNKNOWN_TYPE_BUDGET,
     UNMATCHED_TYPE_LABEL,
@@ -76,6 +78,7 @@ __all__ = [
     "INVALID_COMMAND_CODE",
     "KNOWN_COMMANDS",
     "KNOWN_ENVELOPES",
+    "MALFORMED_JSON_CODE",
     "STAMP_HEADROOM",
     "UNKNOWN_COMMAND_CODE",
     "UNKNOWN_TYPE_BUDGET",
@@ -117,6 +120,7 @@ __all__ = [
     "__version__",
     "command_response",
     "connection_established",
+    "describe_validation_error",
     "parse_command",
     "parse_command_json",
     "reset_unknown_label_state",

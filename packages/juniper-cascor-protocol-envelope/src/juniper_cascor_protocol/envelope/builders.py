@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 
 from juniper_cascor_protocol.envelope.chunking import Chunker
 from juniper_cascor_protocol.envelope.control import (
-    INVALID_COMMAND_CODE,
     UNKNOWN_COMMAND_CODE,
     CommandParseError,
     CommandStatus,
@@ -256,7 +255,7 @@ class ControlBuilder:
                 CommandStatus.ERROR,
                 command_id=request.command_id,
                 error="; ".join(request.errors),
-                code=INVALID_COMMAND_CODE,
+                code=request.code,
             )
         return self.command_response(
             request,

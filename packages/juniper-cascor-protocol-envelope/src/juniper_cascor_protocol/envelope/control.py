@@ -18,11 +18,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import from_json
 
+from juniper_cascor_protocol.envelope.errors import describe_validation_error
+
 __all__ = [
     "COMMAND_ID_MAX_LENGTH",
     "COMMAND_NAME_MAX_LENGTH",
     "INVALID_COMMAND_CODE",
     "KNOWN_COMMANDS",
+    "MALFORMED_JSON_CODE",
     "UNKNOWN_COMMAND_CODE",
     "CommandParseError",
     "CommandStatus",
@@ -38,6 +41,8 @@ UNKNOWN_COMMAND_CODE = "unknown_command"
 """``command_response.code`` for a syntactically valid request naming no known command."""
 INVALID_COMMAND_CODE = "invalid_command"
 """``command_response.code`` for a request that failed validation."""
+MALFORMED_JSON_CODE = "malformed_json"
+"""``command_response.code`` for a request whose text is not JSON."""
 _MAX_REPORTED_ERRORS = 8
 
 
@@ -113,11 +118,7 @@ def _bounded_str(value: object, limit: int) -> str | None:
 
 
 def _failure(error: ValidationError, frame: object) -> CommandParseError:
-    details = error.errors(include_url=False, include_input=False, include_context=False)
-    messages = tuple(
-        f"{'.'.join(str(part) for part in item['loc']) or '<frame>'}: {item['msg']}"
-        for item in details[:_MAX_REPORTED_ERRORS]
-    )
+    messages = describe_validation_error(error, limit=_MAX_REPORTED_ERRORS)
     command = command_id = None
     if isinstance(frame, dict):
         command = _bounded_str(frame.get("command"), COMMAND_NAME_MAX_LENGTH)
@@ -141,6 +142,8 @@ def parse_command_json(raw: str | bytes | bytearray) -> ControlCommand | Command
         # Decode again only on failure, to recover ``command``/``command_id`` for the response.
         try:
             frame: object = from_json(raw)
-        except (ValueError, TypeError):  # TypeError: a str with lone surrogates
-            frame = None
+        except (ValueError, TypeError) as not_json:  # TypeError: a str with lone surrogates
+            return CommandParseError(
+                (f"request is not valid JSON: {not_json}",), code=MALFORMED_JSON_CODE
+            )
         return _failure(error, frame)

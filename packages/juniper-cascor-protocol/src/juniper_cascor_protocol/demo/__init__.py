@@ -17,7 +17,6 @@ The server and the clients are public too, for tests and experiments against rea
 from juniper_cascor_protocol.demo.control_client import ControlClient
 from juniper_cascor_protocol.demo.control_service import (
     INVALID_PARAMS_CODE,
-    MALFORMED_JSON_CODE,
     ControlService,
     TrainingParams,
 )
@@ -34,6 +33,7 @@ from juniper_cascor_protocol.demo.training_client import Refusal, TrainingClient
 from juniper_cascor_protocol.demo.training_hub import TrainingHub
 from juniper_cascor_protocol.demo.worker import DemoWorker, WorkerStats
 from juniper_cascor_protocol.demo.worker_hub import TaskOutcome, WorkerHub, WorkerTask
+from juniper_cascor_protocol.envelope.control import MALFORMED_JSON_CODE
 
 __all__ = [
     "CONTROL_PATH",

@@ -28,7 +28,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import from_json
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -40,16 +39,15 @@ from juniper_cascor_protocol.envelope.control import (
     ControlCommandName,
     parse_command_json,
 )
+from juniper_cascor_protocol.envelope.errors import describe_validation_error
 from juniper_cascor_protocol.envelope.models import CommandResponseEnvelope
 
 __all__ = [
     "INVALID_PARAMS_CODE",
-    "MALFORMED_JSON_CODE",
     "ControlService",
     "TrainingParams",
 ]
 
-MALFORMED_JSON_CODE: Final = "malformed_json"
 INVALID_PARAMS_CODE: Final = "invalid_params"
 _MAX_REPORTED_ERRORS: Final = 8
 
@@ -118,19 +116,9 @@ class ControlService:
     async def respond(self, message: str | bytes) -> CommandResponseEnvelope:
         """The ``command_response`` for one received request; never raises on its content."""
         request = parse_command_json(message)
-        if isinstance(request, CommandParseError):
-            if _is_malformed_json(message):
-                return self._control.command_response(
-                    request.command or "",
-                    CommandStatus.ERROR,
-                    command_id=request.command_id,
-                    error="request is not valid JSON",
-                    code=MALFORMED_JSON_CODE,
-                )
-            return self._control.rejection(request)
+        if isinstance(request, CommandParseError) or request.known_name is None:
+            return self._control.rejection(request)  # invalid, malformed or unknown command
         name = request.known_name
-        if name is None:
-            return self._control.rejection(request)
         error = self._apply(name, request)
         if error is not None:
             return self._control.command_response(
@@ -147,7 +135,9 @@ class ControlService:
             try:
                 update = TrainingParams.model_validate(request.params)
             except ValidationError as failure:
-                return _describe(failure)
+                return "; ".join(
+                    describe_validation_error(failure, prefix="params.", limit=_MAX_REPORTED_ERRORS)
+                )
             merged = self.params.model_dump() | update.model_dump(exclude_unset=True)
             self.params = TrainingParams.model_validate(merged)
             return None
@@ -157,18 +147,3 @@ class ControlService:
         if name is ControlCommandName.RESET:
             self.params = TrainingParams()
         return None
-
-
-def _is_malformed_json(message: str | bytes) -> bool:
-    try:
-        from_json(message)
-    except ValueError:
-        return True
-    return False
-
-
-def _describe(failure: ValidationError) -> str:
-    details = failure.errors(include_url=False, include_input=False)[:_MAX_REPORTED_ERRORS]
-    return "; ".join(
-        f"params.{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in details
-    )

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from juniper_cascor_protocol.demo.candidate import make_task_tensors, score_candidate
 from juniper_cascor_protocol.demo.control_client import ControlClient
-from juniper_cascor_protocol.demo.control_service import INVALID_PARAMS_CODE, MALFORMED_JSON_CODE
+from juniper_cascor_protocol.demo.control_service import INVALID_PARAMS_CODE
 from juniper_cascor_protocol.demo.options import DemoOptions
 from juniper_cascor_protocol.demo.report import DemoReport
 from juniper_cascor_protocol.demo.server import (
@@ -35,6 +35,7 @@ from juniper_cascor_protocol.demo.training_client import TrainingClient
 from juniper_cascor_protocol.demo.worker import DemoWorker
 from juniper_cascor_protocol.demo.worker_hub import TaskOutcome, WorkerTask
 from juniper_cascor_protocol.envelope.control import (
+    MALFORMED_JSON_CODE,
     UNKNOWN_COMMAND_CODE,
     CommandStatus,
     ControlCommand,
