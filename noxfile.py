@@ -106,7 +106,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over every package's sources and the noxfile."""
+    """mypy --strict over every package's sources, the tests, the benchmarks and the noxfile."""
     _sync(session)
     session.run(
         "mypy",
@@ -114,7 +114,12 @@ def typecheck(session: nox.Session) -> None:
         str(WORKER / "src"),
         str(META / "src"),
         "noxfile.py",
+        "conftest.py",
     )
+    # Each test folder has its own conftest module, so each is checked on its own.
+    for tests in (ENVELOPE / "tests", WORKER / "tests", META / "tests", "tests-integration"):
+        session.run("mypy", str(tests))
+    session.run("mypy", "benchmarks")
 
 
 @nox.session

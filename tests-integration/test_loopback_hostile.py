@@ -181,7 +181,13 @@ def test_chunk_floods_are_bounded_and_rejections_are_counted_by_reason(
     assert len(good) > 1
     script: list[str | bytes] = [*distinct, *huge_total, *conflicts, *malformed, *good]
     delivered: list[BaseEnvelope] = []
-    client = TrainingClient(reassembler=Reassembler(**caps), on_message=delivered.append)
+    reassembler = Reassembler(
+        max_chunks_per_message=caps["max_chunks_per_message"],
+        max_message_bytes=caps["max_message_bytes"],
+        max_buffered_bytes=caps["max_buffered_bytes"],
+        max_messages_in_flight=caps["max_messages_in_flight"],
+    )
+    client = TrainingClient(reassembler=reassembler, on_message=delivered.append)
 
     _consume(run, scripted_peer, script, client)
 
@@ -190,10 +196,10 @@ def test_chunk_floods_are_bounded_and_rejections_are_counted_by_reason(
     assert stats.unknown_types == {"chunked_message": len(malformed)}
     assert stats.peak_in_flight <= caps["max_messages_in_flight"]
     assert stats.peak_buffered_bytes <= caps["max_buffered_bytes"]
-    reassembler = client.reassembler.stats()
-    assert reassembler.in_flight <= caps["max_messages_in_flight"]
-    assert reassembler.buffered_bytes <= caps["max_buffered_bytes"]
-    assert reassembler.evicted >= len(distinct) - caps["max_messages_in_flight"]
+    after = client.reassembler.stats()
+    assert after.in_flight <= caps["max_messages_in_flight"]
+    assert after.buffered_bytes <= caps["max_buffered_bytes"]
+    assert after.evicted >= len(distinct) - caps["max_messages_in_flight"]
     assert [e for e in delivered if e.type == "topology"] == [original]
 
 

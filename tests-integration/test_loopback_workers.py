@@ -115,7 +115,10 @@ def test_a_64_mb_tensor_crosses_bit_exact(run: Any) -> None:
 
 
 def test_a_manifest_that_disagrees_with_the_frames_is_detected_by_the_worker(run: Any) -> None:
-    payload = {"x": np.arange(4, dtype=np.float32), "y": np.ones((2, 3), dtype=np.float64)}
+    payload: dict[str, NDArray[Any]] = {
+        "x": np.arange(4, dtype=np.float32),
+        "y": np.ones((2, 3), dtype=np.float64),
+    }
     wrong_dtype = WorkerTask(
         "wrong-dtype",
         payload,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import array as std_array
 import re
 import struct
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -34,7 +34,8 @@ PLAIN_TYPES = [
     "complex64",
     "complex128",
 ]
-BOTH_ORDERS = [np.dtype(name).newbyteorder(order) for name in PLAIN_TYPES for order in "<>"]
+BYTE_ORDERS: tuple[Literal["<"], Literal[">"]] = ("<", ">")
+BOTH_ORDERS = [np.dtype(name).newbyteorder(order) for name in PLAIN_TYPES for order in BYTE_ORDERS]
 
 
 def reference_frame(shape: tuple[int, ...], dtype_text: str, payload: bytes) -> bytes:
@@ -184,7 +185,7 @@ def test_numpy_scalar_is_a_zero_dimensional_frame() -> None:
     assert decoded[()] == np.float32(2.5)
 
 
-class TaggedArray(np.ndarray):  # type: ignore[type-arg]
+class TaggedArray(np.ndarray):
     """A user's ndarray subclass."""
 
 
@@ -242,7 +243,7 @@ def test_encode_into_a_memoryview_slice_and_a_non_byte_buffer() -> None:
     assert BinaryFrame.encode_into(array, memoryview(backing)[10:]) == len(frame)
     assert bytes(backing[10:]) == frame
     words = np.zeros(len(frame), dtype=np.uint32)  # format "I", itemsize 4
-    assert BinaryFrame.encode_into(array, memoryview(words)) == len(frame)
+    assert BinaryFrame.encode_into(array, words.data) == len(frame)
     assert words.tobytes()[: len(frame)] == frame
 
 
@@ -290,11 +291,12 @@ def test_decode_copy_is_writable_and_owns_its_data(kind: type) -> None:
 @pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview"])
 def test_decode_without_copy_is_a_read_only_view(kind: str) -> None:
     frame = BinaryFrame.encode(np.arange(6, dtype=np.float32).reshape(2, 3))
-    data: bytes | bytearray | memoryview = {
+    choices: dict[str, bytes | bytearray | memoryview] = {
         "bytes": frame,
         "bytearray": bytearray(frame),
         "memoryview": memoryview(bytearray(frame)),
-    }[kind]
+    }
+    data = choices[kind]
     decoded = BinaryFrame.decode(data, copy=False)
     assert not decoded.flags.writeable
     assert np.shares_memory(decoded, np.frombuffer(data, dtype=np.uint8))
@@ -314,7 +316,7 @@ def test_decode_accepts_non_byte_and_strided_buffers() -> None:
     array = np.arange(5, dtype=np.uint16)
     frame = BinaryFrame.encode(array)  # 18-byte header + 10 bytes: an even length
     as_words = np.frombuffer(frame, dtype=np.uint16)
-    assert_same_array(BinaryFrame.decode(memoryview(as_words)), array)
+    assert_same_array(BinaryFrame.decode(as_words.data), array)
     assert_same_array(BinaryFrame.decode(std_array.array("H", frame)), array)  # type: ignore[arg-type]
     interleaved = bytearray(2 * len(frame))
     interleaved[::2] = frame

@@ -237,7 +237,7 @@ class BinaryFrame:
     """
 
     @staticmethod
-    def encode(array: NDArray[Any]) -> bytes:
+    def encode(array: NDArray[Any] | np.generic) -> bytes:
         """Return the frame of ``array``: one allocation and one copy of its data.
 
         Non-contiguous and Fortran-order arrays are copied to C order first (a second copy).
@@ -248,7 +248,7 @@ class BinaryFrame:
         return b"".join((_header(checked, wire), cast("Buffer", checked)))
 
     @staticmethod
-    def encode_parts(array: NDArray[Any]) -> tuple[bytes, memoryview]:
+    def encode_parts(array: NDArray[Any] | np.generic) -> tuple[bytes, memoryview]:
         """Return the frame as ``(header, data)`` without copying a C-contiguous array's data.
 
         ``header + bytes(data)`` equals :meth:`encode`'s result. ``data`` is a read-only byte
@@ -263,7 +263,7 @@ class BinaryFrame:
         return _header(checked, wire), checked.data.cast("B").toreadonly()
 
     @staticmethod
-    def encode_into(array: NDArray[Any], buffer: bytearray | memoryview) -> int:
+    def encode_into(array: NDArray[Any] | np.generic, buffer: bytearray | memoryview) -> int:
         """Write the frame of ``array`` at the start of ``buffer``; return its size in bytes.
 
         ``buffer`` is any writable C-contiguous buffer at least :meth:`encoded_size` bytes long
@@ -289,7 +289,7 @@ class BinaryFrame:
         return size
 
     @staticmethod
-    def encoded_size(array: NDArray[Any]) -> int:
+    def encoded_size(array: NDArray[Any] | np.generic) -> int:
         """Return the size in bytes of ``array``'s frame, header included (validates it too)."""
         return _checked(array)[2]
 
