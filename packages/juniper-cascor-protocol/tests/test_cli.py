@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from juniper_cascor_protocol.cli import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, _Progress, main
-from juniper_cascor_protocol.envelope import reset_unknown_label_state
+from juniper_cascor_protocol.envelope import (
+    BroadcastBuilder,
+    Chunker,
+    TopologyEnvelope,
+    reset_unknown_label_state,
+    to_wire_json,
+)
 from juniper_cascor_protocol.worker import MAX_FRAME_BYTES, BinaryFrame
 
 CAPTURE_LINES = [
@@ -219,3 +225,80 @@ def test_progress_bar_reports_the_share_of_the_file_read() -> None:
     progress.advance(100)
     progress.close()
     assert stream.getvalue().rstrip("\n").endswith("100.0%      0.0 MiB")
+
+
+def _chunked_capture(tmp_path: Path, *, drop: int | None = None, tamper: bool = False) -> Path:
+    builder = BroadcastBuilder(chunker=Chunker(2048))
+    lines = [to_wire_json(builder.metrics({"loss": 1.0}))]
+    topology = builder.draft(TopologyEnvelope, {"weights": [[0.5] * 20 for _ in range(50)]})
+    chunks = builder.wire_frames(topology)
+    assert len(chunks) > 2
+    if drop is not None:
+        del chunks[drop]
+    if tamper:
+        frame = json.loads(chunks[1])
+        frame["data"]["total_chunks"] += 1  # conflicts with the chunks before it
+        chunks[1] = json.dumps(frame)
+    lines += chunks
+    lines.append(to_wire_json(builder.metrics({"loss": 0.5})))
+    path = tmp_path / "chunked.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_validate_reassembles_chunked_messages(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", "--json", str(_chunked_capture(tmp_path))]) == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    assert report["chunked"] == {"reassembled": {"topology": 1}, "rejected": {}, "incomplete": 0}
+    assert report["seq"]["gaps"] == 0
+
+
+def test_validate_reports_a_chunked_message_that_never_completes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", str(_chunked_capture(tmp_path, drop=1))]) == EXIT_PROBLEMS
+    out = capsys.readouterr().out
+    assert "chunked: 0 reassembled, 0 chunk frames rejected, 1 incomplete" in out
+    assert "seq: 1 gaps (1 frames missing)" in out
+
+
+def test_validate_reports_rejected_chunks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["validate", "--json", str(_chunked_capture(tmp_path, tamper=True))]) == (
+        EXIT_PROBLEMS
+    )
+    report = json.loads(capsys.readouterr().out)
+    # The conflicting chunk rejects its message; every later chunk of it is refused too.
+    chunk_frames = report["per_type"]["chunked_message"]
+    assert report["chunked"]["rejected"] == {
+        "total_mismatch": 1,
+        "already_rejected": chunk_frames - 2,
+    }
+    assert report["chunked"]["reassembled"] == {}
+    assert report["clean"] is False
+
+
+def test_validate_reports_a_chunked_original_that_is_invalid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original = '{"type": "initial_metrics", "timestamp": 1.0, "data": {}}'  # count is required
+    chunk = {
+        "type": "chunked_message",
+        "timestamp": 1.0,
+        "data": {
+            "chunk_id": "c1",
+            "chunk_index": 0,
+            "total_chunks": 1,
+            "original_type": "initial_metrics",
+            "payload": original,
+        },
+    }
+    path = tmp_path / "bad-original.jsonl"
+    path.write_text(json.dumps(chunk) + "\n", encoding="utf-8")
+    assert main(["validate", "--json", str(path)]) == EXIT_PROBLEMS
+    report = json.loads(capsys.readouterr().out)
+    assert report["chunked"]["reassembled"] == {"initial_metrics": 1}
+    assert report["chunked"]["rejected"] == {"invalid_original": 1}

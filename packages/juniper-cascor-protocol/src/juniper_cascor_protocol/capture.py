@@ -3,6 +3,8 @@
 Each non-blank line is one frame as received from the wire. Every line is validated with
 ``validate_envelope_json`` (the consumers' own path); a line that does not become a typed
 envelope is explained once more on the slow path, so the reason costs nothing on good frames.
+``chunked_message`` frames go through a ``Reassembler`` as a client's would, so an original that
+never completes, a rejected chunk, or a rebuilt original that is not a valid envelope is reported.
 """
 
 from __future__ import annotations
@@ -17,15 +19,28 @@ from pydantic import ValidationError
 
 from juniper_cascor_protocol.envelope import (
     KNOWN_ENVELOPES,
+    BaseEnvelope,
+    Reassembler,
+    ReassemblyStatus,
     UnknownEnvelope,
     validate_envelope_json,
 )
 from juniper_cascor_protocol.envelope.errors import describe_validation_error
 from juniper_cascor_protocol.envelope.sequence import SeqEvent, SequenceTracker
 
-__all__ = ["DEFAULT_MAX_LISTED", "CaptureReport", "InvalidFrame", "SeqProblem", "audit_capture"]
+__all__ = [
+    "DEFAULT_MAX_LISTED",
+    "INVALID_ORIGINAL",
+    "CaptureReport",
+    "InvalidFrame",
+    "SeqProblem",
+    "audit_capture",
+]
 
 _SEQ_PROBLEMS = frozenset({SeqEvent.GAP, SeqEvent.DUPLICATE, SeqEvent.RESET})
+
+INVALID_ORIGINAL = "invalid_original"
+"""A chunked message rebuilt into a known ``type`` whose payload is not valid."""
 
 DEFAULT_MAX_LISTED = 50
 """How many invalid frames and seq problems a report lists in detail; all are counted."""
@@ -63,11 +78,23 @@ class CaptureReport:
     duplicates: int = 0
     resets: int = 0
     seq_problems: list[SeqProblem] = field(default_factory=list)
+    reassembled: Counter[str] = field(default_factory=Counter)
+    """Originals rebuilt from ``chunked_message`` frames, by their ``type``."""
+    chunk_rejections: Counter[str] = field(default_factory=Counter)
+    """Chunk frames the reassembler refused, by reason, and ``INVALID_ORIGINAL`` rebuilds."""
+    incomplete_chunked: int = 0
+    """Chunked originals still missing chunks at the end, or dropped by age or room."""
 
     @property
     def clean(self) -> bool:
-        """No invalid frame and no seq problem (unknown types alone are not problems)."""
-        return self.invalid_count == 0 and not (self.gaps or self.duplicates or self.resets)
+        """No invalid frame, seq or chunk problem (unknown types alone are not problems)."""
+        return self.invalid_count == 0 and not (
+            self.gaps
+            or self.duplicates
+            or self.resets
+            or self.chunk_rejections
+            or self.incomplete_chunked
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +111,11 @@ class CaptureReport:
                 "problems": [
                     {k: v for k, v in asdict(p).items() if v is not None} for p in self.seq_problems
                 ],
+            },
+            "chunked": {
+                "reassembled": dict(sorted(self.reassembled.items())),
+                "rejected": dict(sorted(self.chunk_rejections.items())),
+                "incomplete": self.incomplete_chunked,
             },
             "clean": self.clean,
         }
@@ -107,6 +139,15 @@ class CaptureReport:
             if p.missing_first is not None:
                 where += f", missing {p.missing_first}..{p.missing_last}"
             lines.append(where)
+        rebuilt = ", ".join(f"{name} {n}" for name, n in sorted(self.reassembled.items()))
+        refused = ", ".join(f"{name} {n}" for name, n in sorted(self.chunk_rejections.items()))
+        lines.append(
+            f"chunked: {sum(self.reassembled.values())} reassembled"
+            + (f" ({rebuilt})" if rebuilt else "")
+            + f", {sum(self.chunk_rejections.values())} chunk frames rejected"
+            + (f" ({refused})" if refused else "")
+            + f", {self.incomplete_chunked} incomplete"
+        )
         return "\n".join(lines)
 
 
@@ -142,6 +183,7 @@ def audit_capture(
     """Validate every frame of a JSON-lines capture; ``on_line(bytes_read)`` reports progress."""
     report = CaptureReport(max_listed=max_listed)
     tracker = SequenceTracker()
+    reassembler = Reassembler()
     for number, line in enumerate(lines, start=1):
         if on_line is not None:
             on_line(len(line))
@@ -160,6 +202,7 @@ def audit_capture(
                     report.invalid.append(InvalidFrame(number, reason))
             continue
         report.per_type[envelope.type] += 1
+        _reassemble(report, reassembler, envelope)
         observation = tracker.observe(envelope)
         if observation.event in _SEQ_PROBLEMS and len(report.seq_problems) < max_listed:
             report.seq_problems.append(
@@ -174,4 +217,17 @@ def audit_capture(
     stats = tracker.stats()
     report.gaps, report.missing = stats.gaps, stats.missing
     report.duplicates, report.resets = stats.duplicates, stats.resets
+    chunking = reassembler.stats()
+    report.incomplete_chunked = chunking.in_flight + chunking.expired + chunking.evicted
     return report
+
+
+def _reassemble(report: CaptureReport, reassembler: Reassembler, envelope: BaseEnvelope) -> None:
+    outcome = reassembler.feed(envelope)
+    if outcome.status is ReassemblyStatus.REJECTED and outcome.reason is not None:
+        report.chunk_rejections[outcome.reason.value] += 1
+    elif outcome.status is ReassemblyStatus.COMPLETE and outcome.envelope is not None:
+        original = outcome.envelope
+        report.reassembled[original.type] += 1
+        if isinstance(original, UnknownEnvelope) and original.type in KNOWN_ENVELOPES:
+            report.chunk_rejections[INVALID_ORIGINAL] += 1
