@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
-from juniper_cascor_protocol.worker import MAX_DTYPE_BYTES, MAX_NDIM, BinaryFrame
+from juniper_cascor_protocol.worker import (
+    DECODE_ERROR_PREFIXES,
+    MAX_DTYPE_BYTES,
+    MAX_NDIM,
+    BinaryFrame,
+)
 
 SETTINGS = settings(max_examples=300, deadline=None)
 
@@ -132,3 +137,7 @@ def test_every_plain_array_round_trips_bit_exact(array: NDArray[Any], transpose:
     buffer = bytearray(BinaryFrame.encoded_size(array))
     assert BinaryFrame.encode_into(array, buffer) == len(frame)
     assert buffer == frame
+
+
+def test_the_exported_prefixes_are_the_established_wording() -> None:
+    assert DECODE_ERROR_PREFIXES == ESTABLISHED_PREFIXES

@@ -7,6 +7,7 @@ Depends on numpy only (never on Pydantic), so a slim worker image can install it
 from importlib.metadata import version as _distribution_version
 
 from juniper_cascor_protocol.worker.binary_frame import (
+    DECODE_ERROR_PREFIXES,
     MAX_DTYPE_BYTES,
     MAX_FRAME_BYTES,
     MAX_NDIM,
@@ -35,6 +36,7 @@ from juniper_cascor_protocol.worker.messages import (
 __version__: str = _distribution_version("juniper-cascor-protocol-worker")
 
 __all__ = [
+    "DECODE_ERROR_PREFIXES",
     "MAX_DTYPE_BYTES",
     "MAX_FRAME_BYTES",
     "MAX_NDIM",

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["MAX_DTYPE_BYTES", "MAX_FRAME_BYTES", "MAX_NDIM", "BinaryFrame"]
+__all__ = ["DECODE_ERROR_PREFIXES", "MAX_DTYPE_BYTES", "MAX_FRAME_BYTES", "MAX_NDIM", "BinaryFrame"]
 
 MAX_FRAME_BYTES = 100 * 1024 * 1024
 """Largest accepted frame, header included (100 MiB)."""
@@ -39,6 +39,19 @@ MAX_NDIM = 10
 """Largest accepted number of dimensions."""
 MAX_DTYPE_BYTES = 64
 """Longest accepted dtype string, in UTF-8 bytes."""
+DECODE_ERROR_PREFIXES = (
+    "Binary frame exceeds maximum size",
+    "Binary frame too short for shape header",
+    "Unreasonable number of dimensions",
+    "Binary frame too short for shape values",
+    "Binary frame too short for dtype header",
+    "Unreasonable dtype string length",
+    "Binary frame too short for dtype string",
+    "Binary frame dtype string is not valid UTF-8",
+    "Invalid dtype string",
+    "Data size mismatch",
+)
+"""The established wording that starts every ``decode`` error, for consumers that match on it."""
 
 _U32_LIMIT = 2**32
 _U32 = struct.Struct("<I")

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from websockets.asyncio.connection import Connection
 
 from juniper_cascor_protocol.demo.transport import receive_tensor, send_tensor
+from juniper_cascor_protocol.worker.binary_frame import DECODE_ERROR_PREFIXES
 from juniper_cascor_protocol.worker.manifest import TensorSpec, check_tensors
 from juniper_cascor_protocol.worker.message_type import WorkerMessageType
 from juniper_cascor_protocol.worker.messages import (
@@ -36,7 +37,6 @@ from juniper_cascor_protocol.worker.messages import (
 )
 
 __all__ = [
-    "BINARY_FRAME_ERRORS",
     "Problem",
     "TensorBatch",
     "crc32",
@@ -48,19 +48,6 @@ __all__ = [
     "send_with_tensors",
 ]
 
-# The established wording that starts every BinaryFrame.decode error (SPEC §3).
-BINARY_FRAME_ERRORS: Final = (
-    "Binary frame exceeds maximum size",
-    "Binary frame too short for shape header",
-    "Unreasonable number of dimensions",
-    "Binary frame too short for shape values",
-    "Binary frame too short for dtype header",
-    "Unreasonable dtype string length",
-    "Binary frame too short for dtype string",
-    "Binary frame dtype string is not valid UTF-8",
-    "Invalid dtype string",
-    "Data size mismatch",
-)
 _DETAIL_LIMIT: Final = 500
 _KNOWN_TYPES: Final = frozenset(WorkerMessageType)
 
@@ -92,7 +79,7 @@ class TensorBatch:
 def frame_error_label(error: ValueError) -> str:
     """The label of a ``BinaryFrame.decode`` error: its established prefix, snake_cased."""
     text = str(error)
-    for prefix in BINARY_FRAME_ERRORS:
+    for prefix in DECODE_ERROR_PREFIXES:
         if text.startswith(prefix):
             return prefix.lower().replace(" ", "_").replace("-", "_")
     return "invalid_binary_frame"
