@@ -302,3 +302,16 @@ def test_validate_reports_a_chunked_original_that_is_invalid(
     report = json.loads(capsys.readouterr().out)
     assert report["chunked"]["reassembled"] == {"initial_metrics": 1}
     assert report["chunked"]["rejected"] == {"invalid_original": 1}
+
+
+def test_validate_counts_unknown_types_past_the_label_budget_as_unmatched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "unknown.jsonl"
+    frames = [json.dumps({"type": f"kind_{i}", "timestamp": 1.0, "data": {}}) for i in range(20)]
+    path.write_text("\n".join(frames) + "\n", encoding="utf-8")
+    assert main(["validate", "--json", str(path)]) == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    assert report["invalid_count"] == 0
+    assert report["unknown_labels"]["_unmatched"] == 4
+    assert sum(report["unknown_labels"].values()) == 20

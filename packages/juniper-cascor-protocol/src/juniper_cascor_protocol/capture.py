@@ -26,6 +26,12 @@ from juniper_cascor_protocol.envelope import (
     validate_envelope_json,
 )
 from juniper_cascor_protocol.envelope.errors import describe_validation_error
+from juniper_cascor_protocol.envelope.labels import (
+    INVALID_TYPE_LABEL,
+    MALFORMED_JSON_LABEL,
+    MISSING_TYPE_LABEL,
+    NOT_AN_OBJECT_LABEL,
+)
 from juniper_cascor_protocol.envelope.sequence import SeqEvent, SequenceTracker
 
 __all__ = [
@@ -38,6 +44,14 @@ __all__ = [
 ]
 
 _SEQ_PROBLEMS = frozenset({SeqEvent.GAP, SeqEvent.DUPLICATE, SeqEvent.RESET})
+# Labels an invalid frame can carry: its known type name, or a reserved label for a frame with
+# no usable type at all. Every other label of an UnknownEnvelope is an unknown type.
+_MAY_BE_INVALID = frozenset(KNOWN_ENVELOPES) | {
+    MISSING_TYPE_LABEL,
+    INVALID_TYPE_LABEL,
+    MALFORMED_JSON_LABEL,
+    NOT_AN_OBJECT_LABEL,
+}
 
 INVALID_ORIGINAL = "invalid_original"
 """A chunked message rebuilt into a known ``type`` whose payload is not valid."""
@@ -193,7 +207,8 @@ def audit_capture(
         report.frames += 1
         envelope = validate_envelope_json(raw)
         if isinstance(envelope, UnknownEnvelope):
-            reason = explain_invalid(raw)
+            # Any other label names an unknown type: there is no reason to look for.
+            reason = explain_invalid(raw) if envelope.type in _MAY_BE_INVALID else None
             if reason is None:
                 report.unknown_labels[envelope.type] += 1
             else:
