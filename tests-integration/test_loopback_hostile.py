@@ -21,6 +21,7 @@ from juniper_cascor_protocol.demo.candidate import make_task_tensors
 from juniper_cascor_protocol.demo.training_client import Refusal, TrainingClient
 from juniper_cascor_protocol.demo.worker import DemoWorker
 from juniper_cascor_protocol.demo.worker_hub import CRC32_KEY, WorkerTask
+from juniper_cascor_protocol.envelope.base import BaseEnvelope
 from juniper_cascor_protocol.envelope.builders import BroadcastBuilder, to_wire_json
 from juniper_cascor_protocol.envelope.chunking import Chunker, Reassembler, RejectReason
 from juniper_cascor_protocol.envelope.labels import (
@@ -30,7 +31,7 @@ from juniper_cascor_protocol.envelope.labels import (
     UNKNOWN_TYPE_BUDGET,
     UNMATCHED_TYPE_LABEL,
 )
-from juniper_cascor_protocol.envelope.models import BaseEnvelope, TopologyEnvelope
+from juniper_cascor_protocol.envelope.training import TopologyEnvelope
 from juniper_cascor_protocol.worker import BinaryFrame
 from juniper_cascor_protocol.worker.manifest import TensorSpec
 from juniper_cascor_protocol.worker.messages import (

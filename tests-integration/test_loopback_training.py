@@ -8,8 +8,9 @@ from typing import Any
 
 from juniper_cascor_protocol.demo.server import TRAINING_PATH, LoopbackServer
 from juniper_cascor_protocol.demo.training_client import TrainingClient
-from juniper_cascor_protocol.envelope.models import (
-    BaseEnvelope,
+from juniper_cascor_protocol.envelope.base import BaseEnvelope
+from juniper_cascor_protocol.envelope.sequence import SeqEvent, SequenceTracker
+from juniper_cascor_protocol.envelope.training import (
     CandidateProgressEnvelope,
     CascadeAddEnvelope,
     EventEnvelope,
@@ -18,7 +19,6 @@ from juniper_cascor_protocol.envelope.models import (
     StateEnvelope,
     TopologyEnvelope,
 )
-from juniper_cascor_protocol.envelope.sequence import SeqEvent, SequenceTracker
 
 BROADCAST_TYPES: list[type[BaseEnvelope]] = [
     MetricsEnvelope,

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from juniper_cascor_protocol.envelope.base import BaseEnvelope
 from juniper_cascor_protocol.envelope.builders import (
     BroadcastBuilder,
     ControlBuilder,
@@ -21,26 +22,28 @@ from juniper_cascor_protocol.envelope.builders import (
 )
 from juniper_cascor_protocol.envelope.chunking import Chunker
 from juniper_cascor_protocol.envelope.control import (
+    CommandResponseEnvelope,
     CommandStatus,
+    ConnectionEstablishedEnvelope,
     ControlCommand,
     ControlCommandName,
 )
-from juniper_cascor_protocol.envelope.models import (
-    KNOWN_ENVELOPES,
-    BaseEnvelope,
+from juniper_cascor_protocol.envelope.sequence import SequenceCounter
+from juniper_cascor_protocol.envelope.training import (
     CandidateProgressEnvelope,
     CascadeAddEnvelope,
     ChunkedMessageEnvelope,
-    CommandResponseEnvelope,
-    ConnectionEstablishedEnvelope,
     EventEnvelope,
     InitialMetricsEnvelope,
     MetricsEnvelope,
     StateEnvelope,
     TopologyEnvelope,
 )
-from juniper_cascor_protocol.envelope.sequence import SequenceCounter
-from juniper_cascor_protocol.envelope.validation import validate_envelope, validate_envelope_json
+from juniper_cascor_protocol.envelope.validate import (
+    KNOWN_ENVELOPES,
+    validate_envelope,
+    validate_envelope_json,
+)
 
 BROADCAST_METHODS: dict[str, type[BaseEnvelope]] = {
     "metrics": MetricsEnvelope,

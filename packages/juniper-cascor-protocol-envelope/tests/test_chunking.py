@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
 from juniper_cascor_protocol.envelope.builders import to_wire_json
 from juniper_cascor_protocol.envelope.chunking import (
     MIN_FRAME_BYTES,
@@ -22,8 +23,7 @@ from juniper_cascor_protocol.envelope.chunking import (
     ReassemblyStatus,
     RejectReason,
 )
-from juniper_cascor_protocol.envelope.models import (
-    BaseEnvelope,
+from juniper_cascor_protocol.envelope.training import (
     CandidateProgressEnvelope,
     CascadeAddEnvelope,
     ChunkedMessageData,
@@ -34,9 +34,8 @@ from juniper_cascor_protocol.envelope.models import (
     MetricsEnvelope,
     StateEnvelope,
     TopologyEnvelope,
-    UnknownEnvelope,
 )
-from juniper_cascor_protocol.envelope.validation import validate_envelope, validate_envelope_json
+from juniper_cascor_protocol.envelope.validate import validate_envelope, validate_envelope_json
 
 # The widest ``seq`` and ``emitted_at_monotonic`` STAMP_HEADROOM is documented to allow for.
 WIDEST_SEQ = 10**25 - 1

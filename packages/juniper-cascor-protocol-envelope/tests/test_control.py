@@ -18,14 +18,14 @@ from juniper_cascor_protocol.envelope.control import (
     MALFORMED_JSON_CODE,
     UNKNOWN_COMMAND_CODE,
     CommandParseError,
+    CommandResponseEnvelope,
     CommandStatus,
     ControlCommand,
     ControlCommandName,
     parse_command,
     parse_command_json,
 )
-from juniper_cascor_protocol.envelope.models import CommandResponseEnvelope
-from juniper_cascor_protocol.envelope.validation import validate_envelope_json
+from juniper_cascor_protocol.envelope.validate import validate_envelope_json
 
 json_values = st.recursive(
     st.none()

@@ -15,18 +15,18 @@ from juniper_cascor_protocol.envelope.builders import (
     to_wire_json,
 )
 from juniper_cascor_protocol.envelope.chunking import Chunker, Reassembler, ReassemblyStatus
-from juniper_cascor_protocol.envelope.models import (
-    InitialMetricsData,
-    InitialMetricsEnvelope,
-    MetricsEnvelope,
-    TopologyEnvelope,
-)
 from juniper_cascor_protocol.envelope.sequence import (
     SeqEvent,
     SequenceCounter,
     SequenceTracker,
 )
-from juniper_cascor_protocol.envelope.validation import validate_envelope_json
+from juniper_cascor_protocol.envelope.training import (
+    InitialMetricsData,
+    InitialMetricsEnvelope,
+    MetricsEnvelope,
+    TopologyEnvelope,
+)
+from juniper_cascor_protocol.envelope.validate import validate_envelope_json
 
 
 def metrics(seq: int | None) -> MetricsEnvelope:

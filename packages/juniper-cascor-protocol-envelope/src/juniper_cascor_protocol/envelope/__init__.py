@@ -8,6 +8,7 @@ never raise on what a peer sent.
 
 from importlib.metadata import version as _distribution_version
 
+from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
 from juniper_cascor_protocol.envelope.builders import (
     BroadcastBuilder,
     ControlBuilder,
@@ -31,7 +32,11 @@ from juniper_cascor_protocol.envelope.control import (
     MALFORMED_JSON_CODE,
     UNKNOWN_COMMAND_CODE,
     CommandParseError,
+    CommandResponseData,
+    CommandResponseEnvelope,
     CommandStatus,
+    ConnectionEstablishedData,
+    ConnectionEstablishedEnvelope,
     ControlCommand,
     ControlCommandName,
     parse_command,
@@ -43,26 +48,6 @@ from juniper_cascor_protocol.envelope.labels import (
     UNMATCHED_TYPE_LABEL,
     reset_unknown_label_state,
 )
-from juniper_cascor_protocol.envelope.models import (
-    KNOWN_ENVELOPES,
-    BaseEnvelope,
-    CandidateProgressEnvelope,
-    CascadeAddEnvelope,
-    ChunkedMessageData,
-    ChunkedMessageEnvelope,
-    CommandResponseData,
-    CommandResponseEnvelope,
-    ConnectionEstablishedData,
-    ConnectionEstablishedEnvelope,
-    EventEnvelope,
-    InitialMetricsData,
-    InitialMetricsEnvelope,
-    KnownEnvelope,
-    MetricsEnvelope,
-    StateEnvelope,
-    TopologyEnvelope,
-    UnknownEnvelope,
-)
 from juniper_cascor_protocol.envelope.sequence import (
     SeqEvent,
     SeqObservation,
@@ -70,7 +55,24 @@ from juniper_cascor_protocol.envelope.sequence import (
     SequenceCounter,
     SequenceTracker,
 )
-from juniper_cascor_protocol.envelope.validation import validate_envelope, validate_envelope_json
+from juniper_cascor_protocol.envelope.training import (
+    CandidateProgressEnvelope,
+    CascadeAddEnvelope,
+    ChunkedMessageData,
+    ChunkedMessageEnvelope,
+    EventEnvelope,
+    InitialMetricsData,
+    InitialMetricsEnvelope,
+    MetricsEnvelope,
+    StateEnvelope,
+    TopologyEnvelope,
+)
+from juniper_cascor_protocol.envelope.validate import (
+    KNOWN_ENVELOPES,
+    KnownEnvelope,
+    validate_envelope,
+    validate_envelope_json,
+)
 
 __version__: str = _distribution_version("juniper-cascor-protocol-envelope")
 

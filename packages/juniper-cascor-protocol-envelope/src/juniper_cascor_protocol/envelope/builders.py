@@ -19,21 +19,22 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from juniper_cascor_protocol.envelope.base import BaseEnvelope
 from juniper_cascor_protocol.envelope.chunking import Chunker
 from juniper_cascor_protocol.envelope.control import (
     UNKNOWN_COMMAND_CODE,
     CommandParseError,
-    CommandStatus,
-    ControlCommand,
-)
-from juniper_cascor_protocol.envelope.models import (
-    BaseEnvelope,
-    CandidateProgressEnvelope,
-    CascadeAddEnvelope,
     CommandResponseData,
     CommandResponseEnvelope,
+    CommandStatus,
     ConnectionEstablishedData,
     ConnectionEstablishedEnvelope,
+    ControlCommand,
+)
+from juniper_cascor_protocol.envelope.sequence import SequenceCounter
+from juniper_cascor_protocol.envelope.training import (
+    CandidateProgressEnvelope,
+    CascadeAddEnvelope,
     EventEnvelope,
     InitialMetricsData,
     InitialMetricsEnvelope,
@@ -41,7 +42,6 @@ from juniper_cascor_protocol.envelope.models import (
     StateEnvelope,
     TopologyEnvelope,
 )
-from juniper_cascor_protocol.envelope.sequence import SequenceCounter
 
 __all__ = [
     "BroadcastBuilder",

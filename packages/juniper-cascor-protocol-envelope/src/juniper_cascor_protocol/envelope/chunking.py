@@ -23,13 +23,9 @@ from types import MappingProxyType
 
 from pydantic_core import to_json
 
-from juniper_cascor_protocol.envelope.models import (
-    BaseEnvelope,
-    ChunkedMessageData,
-    ChunkedMessageEnvelope,
-    UnknownEnvelope,
-)
-from juniper_cascor_protocol.envelope.validation import validate_envelope_json
+from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
+from juniper_cascor_protocol.envelope.training import ChunkedMessageData, ChunkedMessageEnvelope
+from juniper_cascor_protocol.envelope.validate import validate_envelope_json
 
 __all__ = [
     "DEFAULT_MAX_AGE_SECONDS",

@@ -1,4 +1,5 @@
-"""Requests on ``/ws/control``: the command names, statuses and the request model (SPEC §4).
+"""``/ws/control``: the command names, statuses and request model, and the two envelopes the
+server sends there (``command_response`` and ``connection_established``) (SPEC §4).
 
 A client sends ``{"command": str, "params": {...}, "command_id": str}`` as one JSON text frame;
 the server answers with a ``command_response`` envelope echoing ``command`` and ``command_id``.
@@ -13,22 +14,28 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import from_json
 
+from juniper_cascor_protocol.envelope.base import BaseEnvelope, _FreeFormDict
 from juniper_cascor_protocol.envelope.errors import describe_validation_error
 
 __all__ = [
     "COMMAND_ID_MAX_LENGTH",
     "COMMAND_NAME_MAX_LENGTH",
+    "CONTROL_ENVELOPES",
     "INVALID_COMMAND_CODE",
     "KNOWN_COMMANDS",
     "MALFORMED_JSON_CODE",
     "UNKNOWN_COMMAND_CODE",
     "CommandParseError",
+    "CommandResponseData",
+    "CommandResponseEnvelope",
     "CommandStatus",
+    "ConnectionEstablishedData",
+    "ConnectionEstablishedEnvelope",
     "ControlCommand",
     "ControlCommandName",
     "parse_command",
@@ -147,3 +154,42 @@ def parse_command_json(raw: str | bytes | bytearray) -> ControlCommand | Command
                 (f"request is not valid JSON: {not_json}",), code=MALFORMED_JSON_CODE
             )
         return _failure(error, frame)
+
+
+class CommandResponseData(BaseModel):
+    """The answer to a ``/ws/control`` command, correlated by ``command_id``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    command: str
+    status: str
+    command_id: str | None = None
+    result: _FreeFormDict | None = None
+    error: str | None = None
+    code: str | None = None
+
+
+class CommandResponseEnvelope(BaseEnvelope):
+    type: Literal["command_response"] = "command_response"
+    data: CommandResponseData  # type: ignore[assignment]
+
+
+class ConnectionEstablishedData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    server_version: str | None = None
+    protocol_version: str | None = None
+
+
+class ConnectionEstablishedEnvelope(BaseEnvelope):
+    type: Literal["connection_established"] = "connection_established"
+    data: ConnectionEstablishedData = Field(  # type: ignore[assignment]
+        default_factory=ConnectionEstablishedData
+    )
+
+
+CONTROL_ENVELOPES: tuple[type[BaseEnvelope], ...] = (
+    CommandResponseEnvelope,
+    ConnectionEstablishedEnvelope,
+)
+"""The envelope classes the server sends on ``/ws/control``."""

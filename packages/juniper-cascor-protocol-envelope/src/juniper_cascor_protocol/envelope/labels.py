@@ -1,6 +1,6 @@
 """The bounded, thread-safe set of labels that an unmatched frame's ``type`` may become.
 
-An :class:`~juniper_cascor_protocol.envelope.models.UnknownEnvelope` carries a label instead of
+An :class:`~juniper_cascor_protocol.envelope.base.UnknownEnvelope` carries a label instead of
 the raw ``type`` from the wire, because consumers count frames per ``type`` in their metrics and a
 peer must not be able to create an unbounded number of time series. The rules:
 
@@ -35,7 +35,8 @@ import re
 import threading
 from typing import Final
 
-from juniper_cascor_protocol.envelope.models import KNOWN_ENVELOPES
+from juniper_cascor_protocol.envelope.control import CONTROL_ENVELOPES
+from juniper_cascor_protocol.envelope.training import TRAINING_ENVELOPES
 
 __all__ = [
     "INVALID_TYPE_LABEL",
@@ -70,7 +71,10 @@ RESERVED_LABELS: Final = frozenset(
 
 _UNSAFE_CHARS: Final = re.compile(r"[^A-Za-z0-9_]")
 # Known names and reserved labels are always returned verbatim and are never counted.
-_EXEMPT: Final = frozenset(KNOWN_ENVELOPES) | RESERVED_LABELS
+_EXEMPT: Final = (
+    frozenset(cls.model_fields["type"].default for cls in (*TRAINING_ENVELOPES, *CONTROL_ENVELOPES))
+    | RESERVED_LABELS
+)
 
 _lock = threading.Lock()
 # Replaced (never mutated) under ``_lock``, so readers see a consistent set without locking.

@@ -11,7 +11,8 @@ import threading
 from dataclasses import dataclass
 from enum import StrEnum
 
-from juniper_cascor_protocol.envelope.models import BaseEnvelope, InitialMetricsEnvelope
+from juniper_cascor_protocol.envelope.base import BaseEnvelope
+from juniper_cascor_protocol.envelope.training import InitialMetricsEnvelope
 
 __all__ = [
     "DEFAULT_REORDER_WINDOW",

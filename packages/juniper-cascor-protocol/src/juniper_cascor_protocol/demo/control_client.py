@@ -17,13 +17,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from juniper_cascor_protocol.demo.transport import connection_settings
-from juniper_cascor_protocol.envelope.control import ControlCommand
-from juniper_cascor_protocol.envelope.models import (
-    BaseEnvelope,
+from juniper_cascor_protocol.envelope.base import BaseEnvelope
+from juniper_cascor_protocol.envelope.control import (
     CommandResponseEnvelope,
     ConnectionEstablishedEnvelope,
+    ControlCommand,
 )
-from juniper_cascor_protocol.envelope.validation import validate_envelope_json
+from juniper_cascor_protocol.envelope.validate import validate_envelope_json
 
 __all__ = ["ControlClient"]
 

@@ -34,13 +34,13 @@ from websockets.exceptions import ConnectionClosed
 from juniper_cascor_protocol.envelope.builders import ControlBuilder, to_wire_json
 from juniper_cascor_protocol.envelope.control import (
     CommandParseError,
+    CommandResponseEnvelope,
     CommandStatus,
     ControlCommand,
     ControlCommandName,
     parse_command_json,
 )
 from juniper_cascor_protocol.envelope.errors import describe_validation_error
-from juniper_cascor_protocol.envelope.models import CommandResponseEnvelope
 
 __all__ = [
     "INVALID_PARAMS_CODE",

@@ -34,6 +34,7 @@ from juniper_cascor_protocol.demo.server import (
 from juniper_cascor_protocol.demo.training_client import TrainingClient
 from juniper_cascor_protocol.demo.worker import DemoWorker
 from juniper_cascor_protocol.demo.worker_hub import TaskOutcome, WorkerTask
+from juniper_cascor_protocol.envelope.base import BaseEnvelope
 from juniper_cascor_protocol.envelope.control import (
     MALFORMED_JSON_CODE,
     UNKNOWN_COMMAND_CODE,
@@ -41,8 +42,7 @@ from juniper_cascor_protocol.envelope.control import (
     ControlCommand,
     ControlCommandName,
 )
-from juniper_cascor_protocol.envelope.models import (
-    BaseEnvelope,
+from juniper_cascor_protocol.envelope.training import (
     CandidateProgressEnvelope,
     CascadeAddEnvelope,
     EventEnvelope,

@@ -22,8 +22,8 @@ from juniper_cascor_protocol.demo.transport import connection_settings
 from juniper_cascor_protocol.demo.worker_hub import WorkerHub
 from juniper_cascor_protocol.envelope.builders import BroadcastBuilder, ControlBuilder
 from juniper_cascor_protocol.envelope.chunking import DEFAULT_MAX_FRAME_BYTES, Chunker
-from juniper_cascor_protocol.envelope.models import StateEnvelope
 from juniper_cascor_protocol.envelope.sequence import SequenceCounter
+from juniper_cascor_protocol.envelope.training import StateEnvelope
 
 __all__ = ["CONTROL_PATH", "TRAINING_PATH", "WORKERS_PATH", "LoopbackServer"]
 

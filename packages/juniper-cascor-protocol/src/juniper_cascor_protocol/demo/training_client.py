@@ -34,18 +34,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from juniper_cascor_protocol.demo.transport import connection_settings
+from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
 from juniper_cascor_protocol.envelope.chunking import (
     DEFAULT_MAX_FRAME_BYTES,
     Reassembler,
     ReassemblyStatus,
 )
-from juniper_cascor_protocol.envelope.models import (
-    BaseEnvelope,
-    InitialMetricsEnvelope,
-    UnknownEnvelope,
-)
 from juniper_cascor_protocol.envelope.sequence import SeqStats, SequenceTracker
-from juniper_cascor_protocol.envelope.validation import validate_envelope_json
+from juniper_cascor_protocol.envelope.training import InitialMetricsEnvelope
+from juniper_cascor_protocol.envelope.validate import validate_envelope_json
 
 __all__ = ["Refusal", "TrainingClient", "TrainingClientStats"]
 

@@ -21,12 +21,13 @@ from typing import Any, Final
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from juniper_cascor_protocol.envelope.base import BaseEnvelope
 from juniper_cascor_protocol.envelope.builders import (
     BroadcastBuilder,
     ControlBuilder,
     to_wire_json,
 )
-from juniper_cascor_protocol.envelope.models import BaseEnvelope, MetricsEnvelope
+from juniper_cascor_protocol.envelope.training import MetricsEnvelope
 
 __all__ = ["TrainingHub"]
 

@@ -15,7 +15,7 @@ How it stays cheap (see the benchmark in ``benchmarks/test_envelope_validation.p
 * A dict whose ``type`` is not one of the ten names (checked first, by set membership) goes
   straight to the fallback schema, never through the tagged union.
 * The adapter is called in strict mode, in which the free-form ``data`` is taken as is (its
-  keys checked in C) rather than copied item by item (see :mod:`.models`).
+  keys checked in C) rather than copied item by item (see :mod:`.base`).
 * From JSON, one parse by Pydantic's parser yields the envelope, whichever it is; the text is
   parsed again (by :func:`json.loads`) only when that parser rejects it, so the result is still
   the one ``validate_envelope(json.loads(raw))`` gives.
@@ -30,21 +30,73 @@ from typing import Annotated, Any, Final
 from pydantic import ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
 from pydantic_core import CoreSchema, core_schema
 
+from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
+from juniper_cascor_protocol.envelope.control import (
+    CommandResponseEnvelope,
+    ConnectionEstablishedEnvelope,
+)
 from juniper_cascor_protocol.envelope.labels import (
     INVALID_TYPE_LABEL,
     MALFORMED_JSON_LABEL,
+    MAX_LABEL_LENGTH,
     MISSING_TYPE_LABEL,
     NOT_AN_OBJECT_LABEL,
+    RESERVED_LABELS,
+    UNKNOWN_TYPE_BUDGET,
+    UNMATCHED_TYPE_LABEL,
     label_for_type,
 )
-from juniper_cascor_protocol.envelope.models import (
-    KNOWN_ENVELOPES,
-    BaseEnvelope,
-    KnownEnvelope,
-    UnknownEnvelope,
+from juniper_cascor_protocol.envelope.training import (
+    CandidateProgressEnvelope,
+    CascadeAddEnvelope,
+    ChunkedMessageEnvelope,
+    EventEnvelope,
+    InitialMetricsEnvelope,
+    MetricsEnvelope,
+    StateEnvelope,
+    TopologyEnvelope,
 )
 
-__all__ = ["validate_envelope", "validate_envelope_json"]
+__all__ = [
+    "INVALID_TYPE_LABEL",
+    "KNOWN_ENVELOPES",
+    "MALFORMED_JSON_LABEL",
+    "MAX_LABEL_LENGTH",
+    "MISSING_TYPE_LABEL",
+    "NOT_AN_OBJECT_LABEL",
+    "RESERVED_LABELS",
+    "UNKNOWN_TYPE_BUDGET",
+    "UNMATCHED_TYPE_LABEL",
+    "KnownEnvelope",
+    "validate_envelope",
+    "validate_envelope_json",
+]
+
+KnownEnvelope = (
+    MetricsEnvelope
+    | StateEnvelope
+    | TopologyEnvelope
+    | EventEnvelope
+    | CascadeAddEnvelope
+    | CandidateProgressEnvelope
+    | InitialMetricsEnvelope
+    | ChunkedMessageEnvelope
+    | CommandResponseEnvelope
+    | ConnectionEstablishedEnvelope
+)
+
+KNOWN_ENVELOPES: dict[str, type[BaseEnvelope]] = {
+    "metrics": MetricsEnvelope,
+    "state": StateEnvelope,
+    "topology": TopologyEnvelope,
+    "event": EventEnvelope,
+    "cascade_add": CascadeAddEnvelope,
+    "candidate_progress": CandidateProgressEnvelope,
+    "initial_metrics": InitialMetricsEnvelope,
+    "chunked_message": ChunkedMessageEnvelope,
+    "command_response": CommandResponseEnvelope,
+    "connection_established": ConnectionEstablishedEnvelope,
+}
 
 
 def _label_of(value: Any) -> str:
@@ -135,7 +187,7 @@ def validate_envelope(frame: dict[str, Any]) -> BaseEnvelope:
     """Validate a decoded frame into its typed envelope.
 
     Returns the typed envelope when ``type`` is one of the ten known names and the frame is
-    valid for it (strictly: see :mod:`.models`). Otherwise returns an :class:`UnknownEnvelope`,
+    valid for it (strictly: see :mod:`.base`). Otherwise returns an :class:`UnknownEnvelope`,
     whatever the dict holds:
 
     * ``type``: the bounded label of :func:`~.labels.label_for_type` (a known name whose payload
