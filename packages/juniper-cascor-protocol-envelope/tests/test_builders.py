@@ -20,7 +20,7 @@ from juniper_cascor_protocol.envelope.builders import (
     to_wire_dict,
     to_wire_json,
 )
-from juniper_cascor_protocol.envelope.chunking import Chunker
+from juniper_cascor_protocol.envelope.chunking import MIN_FRAME_BYTES, STAMP_HEADROOM, Chunker
 from juniper_cascor_protocol.envelope.control import (
     CommandResponseEnvelope,
     CommandStatus,
@@ -28,7 +28,7 @@ from juniper_cascor_protocol.envelope.control import (
     ControlCommand,
     ControlCommandName,
 )
-from juniper_cascor_protocol.envelope.sequence import SequenceCounter
+from juniper_cascor_protocol.envelope.sequence import MAX_SEQ, SequenceCounter
 from juniper_cascor_protocol.envelope.training import (
     CandidateProgressEnvelope,
     CascadeAddEnvelope,
@@ -186,6 +186,38 @@ def test_frames_refuses_a_stamped_envelope() -> None:
     with pytest.raises(ValueError, match=r"unstamped envelope.*seq=1"):
         builder.frames(stamped)
     assert builder.counter.current == 1
+
+
+def test_a_chunker_without_room_for_the_stamp_is_refused() -> None:
+    with pytest.raises(
+        ValueError, match=rf"chunker.headroom must be >= STAMP_HEADROOM \({STAMP_HEADROOM}\)"
+    ):
+        BroadcastBuilder(chunker=Chunker(1000, headroom=STAMP_HEADROOM - 1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    behind_max=st.integers(0, 50),
+    extra_budget=st.integers(0, 400),
+    data=json_objects,
+    monotonic=st.floats(allow_nan=False, allow_infinity=False),
+)
+def test_stamped_frames_never_exceed_the_chunker_budget(
+    behind_max: int, extra_budget: int, data: dict[str, Any], monotonic: float
+) -> None:
+    """Even with the widest seq a counter hands out, every wire frame is within budget."""
+    budget = STAMP_HEADROOM + MIN_FRAME_BYTES + extra_budget
+    builder = BroadcastBuilder(
+        SequenceCounter(MAX_SEQ - 60 - behind_max),
+        chunker=Chunker(budget),
+        monotonic=lambda: monotonic,
+    )
+    for draft in (
+        builder.draft(TopologyEnvelope, {"padding": '\u00e9"' * 300, **data}),
+        builder.draft(MetricsEnvelope, data),
+        builder.initial_metrics_draft([data] * 5),
+    ):
+        assert all(len(wire.encode()) <= budget for wire in builder.wire_frames(draft))
 
 
 @settings(max_examples=60, deadline=None)

@@ -23,6 +23,7 @@ from juniper_cascor_protocol.envelope.chunking import (
     ReassemblyStatus,
     RejectReason,
 )
+from juniper_cascor_protocol.envelope.sequence import MAX_SEQ
 from juniper_cascor_protocol.envelope.training import (
     CandidateProgressEnvelope,
     CascadeAddEnvelope,
@@ -38,7 +39,7 @@ from juniper_cascor_protocol.envelope.training import (
 from juniper_cascor_protocol.envelope.validate import validate_envelope, validate_envelope_json
 
 # The widest ``seq`` and ``emitted_at_monotonic`` STAMP_HEADROOM is documented to allow for.
-WIDEST_SEQ = 10**25 - 1
+WIDEST_SEQ = MAX_SEQ
 WIDEST_FLOAT = -2.2250738585072014e-308
 
 ESCAPE_HEAVY = '"\\/\x00\x01\x08\x0c\x1f\x7f\n\r\t \u00e9\u20ac\u2028\u2029\U0001f600\ufeff'
@@ -139,7 +140,14 @@ def held_bytes(reassembler: Reassembler) -> int:
 class TestChunker:
     def test_the_headroom_covers_the_widest_stamp(self) -> None:
         stamp = ',"seq":' + str(WIDEST_SEQ) + ',"emitted_at_monotonic":' + json.dumps(WIDEST_FLOAT)
-        assert len(stamp) <= STAMP_HEADROOM
+        assert len(stamp) == STAMP_HEADROOM
+
+    @settings(max_examples=300, deadline=None)
+    @given(seq=st.integers(0, MAX_SEQ), monotonic=st.floats(allow_nan=False, allow_infinity=False))
+    def test_any_stamp_fits_the_headroom(self, seq: int, monotonic: float) -> None:
+        bare = MetricsEnvelope(timestamp=1.0)
+        stamped = bare.model_copy(update={"seq": seq, "emitted_at_monotonic": monotonic})
+        assert wire_size(stamped) - wire_size(bare) <= STAMP_HEADROOM
 
     def test_small_envelope_passes_through_unchanged(self) -> None:
         envelope = MetricsEnvelope(timestamp=1.0, data={"loss": 0.5})
@@ -186,7 +194,10 @@ class TestChunker:
         assert max(wire_size(f) for f in frames) <= 1000
         assert max(wire_size(f) for f in frames) > 1000 - 16
 
-    @pytest.mark.parametrize(("max_frame_bytes", "headroom"), [(591, STAMP_HEADROOM), (711, 200)])
+    @pytest.mark.parametrize(
+        ("max_frame_bytes", "headroom"),
+        [(STAMP_HEADROOM + MIN_FRAME_BYTES - 1, STAMP_HEADROOM), (711, 200)],
+    )
     def test_too_small_a_budget_is_rejected_naming_the_limit(
         self, max_frame_bytes: int, headroom: int
     ) -> None:

@@ -16,6 +16,7 @@ from juniper_cascor_protocol.envelope.builders import (
 )
 from juniper_cascor_protocol.envelope.chunking import Chunker, Reassembler, ReassemblyStatus
 from juniper_cascor_protocol.envelope.sequence import (
+    MAX_SEQ,
     SeqEvent,
     SequenceCounter,
     SequenceTracker,
@@ -50,6 +51,23 @@ class TestSequenceCounter:
     def test_negative_start_rejected_naming_the_limit(self, start: int) -> None:
         with pytest.raises(ValueError, match=r"start must be >= 0"):
             SequenceCounter(start)
+
+    @pytest.mark.parametrize("start", [MAX_SEQ + 1, 10**40])
+    def test_start_above_max_seq_rejected_naming_the_limit(self, start: int) -> None:
+        with pytest.raises(
+            ValueError, match=rf"start must be <= MAX_SEQ \(2\*\*63 - 1 = {MAX_SEQ}\)"
+        ):
+            SequenceCounter(start)
+
+    def test_max_seq_is_what_a_signed_64_bit_integer_holds(self) -> None:
+        assert MAX_SEQ == 9_223_372_036_854_775_807
+
+    def test_counter_never_hands_out_a_number_above_max_seq(self) -> None:
+        counter = SequenceCounter(MAX_SEQ - 1)
+        assert [counter.next(), counter.next()] == [MAX_SEQ - 1, MAX_SEQ]
+        with pytest.raises(OverflowError, match="MAX_SEQ"):
+            counter.next()
+        assert counter.current == MAX_SEQ  # the refused call consumed nothing
 
     @pytest.mark.parametrize("start", [1.0, True, "1"])
     def test_non_int_start_rejected(self, start: object) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from juniper_cascor_protocol.envelope.base import BaseEnvelope
-from juniper_cascor_protocol.envelope.chunking import Chunker
+from juniper_cascor_protocol.envelope.chunking import STAMP_HEADROOM, Chunker
 from juniper_cascor_protocol.envelope.control import (
     UNKNOWN_COMMAND_CODE,
     CommandParseError,
@@ -82,6 +82,9 @@ class BroadcastBuilder:
     built: with several broadcasting tasks, hold one lock across building and sending, and
     register a new client and build its ``initial_metrics`` under that lock too, so it gets
     exactly the frames numbered after its ``current_seq``.
+
+    Raises ``ValueError`` if ``chunker.headroom`` is below :data:`STAMP_HEADROOM`: a stamped
+    chunk could then exceed ``chunker.max_frame_bytes``.
     """
 
     __slots__ = ("_chunker", "_clock", "_counter", "_monotonic")
@@ -96,6 +99,11 @@ class BroadcastBuilder:
     ) -> None:
         self._counter = counter if counter is not None else SequenceCounter()
         self._chunker = chunker if chunker is not None else Chunker()
+        if self._chunker.headroom < STAMP_HEADROOM:
+            raise ValueError(
+                f"chunker.headroom must be >= STAMP_HEADROOM ({STAMP_HEADROOM}) for the seq and "
+                f"emitted_at_monotonic stamped after chunking, got {self._chunker.headroom}"
+            )
         self._clock = clock
         self._monotonic = monotonic
 

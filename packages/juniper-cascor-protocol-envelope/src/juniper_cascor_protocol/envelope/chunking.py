@@ -20,10 +20,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Final
 
 from pydantic_core import to_json
 
 from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
+from juniper_cascor_protocol.envelope.sequence import MAX_SEQ
 from juniper_cascor_protocol.envelope.training import ChunkedMessageData, ChunkedMessageEnvelope
 from juniper_cascor_protocol.envelope.validate import validate_envelope_json
 
@@ -50,11 +52,16 @@ __all__ = [
 DEFAULT_MAX_FRAME_BYTES = 1 << 20
 """1 MiB: the default ``max_size`` of the ``websockets`` library."""
 
-STAMP_HEADROOM = 80
-"""Bytes kept free in every frame for ``,"seq":N,"emitted_at_monotonic":F``.
+_WIDEST_FLOAT_JSON = len("-2.2250738585072014e-308")
+"""No float's JSON form is longer: a sign, 17 significant digits, a point and ``e-308``."""
 
-That is 7 + 24 characters of keys and punctuation, up to 24 for any float's JSON form and room
-for a ``seq`` of up to 25 digits, far beyond what a :class:`SequenceCounter` reaches.
+STAMP_HEADROOM: Final = (
+    len(',"seq":') + len(str(MAX_SEQ)) + len(',"emitted_at_monotonic":') + _WIDEST_FLOAT_JSON
+)
+"""Bytes kept free in every frame for ``,"seq":N,"emitted_at_monotonic":F`` (74).
+
+Sized for the widest stamp: a ``seq`` of :data:`~.sequence.MAX_SEQ` (19 digits, the most a
+:class:`~.sequence.SequenceCounter` hands out) and any float.
 """
 
 MIN_PAYLOAD_BYTES = 64

@@ -3,6 +3,10 @@
 ``seq`` is per wire frame: every broadcast frame the server sends gets the next number, and
 ``initial_metrics`` (sent to one client on connect) reports the last number handed out as
 ``current_seq`` without consuming one, so connecting a client never opens a gap for the others.
+
+A counter never hands out more than :data:`MAX_SEQ` (2**63 - 1), the largest ``seq`` a consumer
+written in another language can hold in a signed 64-bit integer; the chunker's
+:data:`~.chunking.STAMP_HEADROOM` is sized from it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from juniper_cascor_protocol.envelope.base import BaseEnvelope
 from juniper_cascor_protocol.envelope.training import InitialMetricsEnvelope
@@ -17,6 +22,7 @@ from juniper_cascor_protocol.envelope.training import InitialMetricsEnvelope
 __all__ = [
     "DEFAULT_REORDER_WINDOW",
     "DEFAULT_RESTART_MAX_SEQ",
+    "MAX_SEQ",
     "SeqEvent",
     "SeqObservation",
     "SeqStats",
@@ -30,13 +36,17 @@ DEFAULT_REORDER_WINDOW = 1000
 DEFAULT_RESTART_MAX_SEQ = 1
 """A step back to a ``seq`` at most this small is read as a restart (a fresh counter's first)."""
 
+MAX_SEQ: Final = 2**63 - 1
+"""The largest ``seq`` a :class:`SequenceCounter` hands out: a signed 64-bit integer's maximum."""
+
 
 class SequenceCounter:
     """Thread-safe source of ``seq``: ``next()`` returns ``start``, ``start + 1``, ...
 
     ``current`` is the last number returned, or ``start - 1`` before the first ``next()``;
     it is what ``initial_metrics.current_seq`` carries. Numbers are handed out under a lock,
-    so concurrent broadcasters never share or skip one.
+    so concurrent broadcasters never share or skip one. ``start`` is at most :data:`MAX_SEQ`,
+    and ``next()`` raises ``OverflowError`` rather than hand out a number above it.
     """
 
     __slots__ = ("_last", "_lock")
@@ -46,12 +56,16 @@ class SequenceCounter:
             raise TypeError(f"start must be an int, got {type(start).__name__}")
         if start < 0:
             raise ValueError(f"start must be >= 0, got {start}")
+        if start > MAX_SEQ:
+            raise ValueError(f"start must be <= MAX_SEQ (2**63 - 1 = {MAX_SEQ}), got {start}")
         self._last = start - 1
         self._lock = threading.Lock()
 
     def next(self) -> int:
-        """Hand out the next number."""
+        """Hand out the next number; ``OverflowError`` once :data:`MAX_SEQ` has been handed out."""
         with self._lock:
+            if self._last >= MAX_SEQ:
+                raise OverflowError(f"seq is exhausted: MAX_SEQ ({MAX_SEQ}) was handed out")
             self._last += 1
             return self._last
 
