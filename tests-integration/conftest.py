@@ -3,12 +3,20 @@
 The loopback tests are plain synchronous tests that drive one event loop each through the
 ``run`` fixture (``asyncio.run`` under ``asyncio.wait_for``), so every scenario has a hard time
 bound and needs no pytest plugin. Everything listens on 127.0.0.1 only, on ephemeral ports.
+
+The packaging tests build the distributions once per session (``built`` fixture) and install
+them into clean virtual environments without a registry: build backends and dependencies come
+from uv's cache (``--offline``), which the workspace's own ``uv sync`` filled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -92,3 +100,117 @@ class ScriptedPeer:
 def scripted_peer() -> type[ScriptedPeer]:
     """The :class:`ScriptedPeer` class: ``async with scripted_peer(messages) as peer: ...``."""
     return ScriptedPeer
+
+
+# Packaging: the distributions as users install them.
+
+ROOT = Path(__file__).resolve().parent.parent
+VERSION = (ROOT / "VERSION").read_text(encoding="utf-8").strip()
+DISTRIBUTIONS = {
+    "worker": "juniper-cascor-protocol-worker",
+    "envelope": "juniper-cascor-protocol-envelope",
+    "meta": "juniper-cascor-protocol",
+}
+
+
+def run_command(*args: str | Path, cwd: Path | None = None) -> str:
+    """Run ``args``, fail the test with its output unless it succeeds, return its stdout."""
+    completed = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, cwd=cwd, check=False
+    )
+    assert completed.returncode == 0, (
+        f"{' '.join(map(str, args))} failed:\n{completed.stdout}\n{completed.stderr}"
+    )
+    return completed.stdout
+
+
+def uv(*args: str | Path) -> str:
+    """``uv`` with the network disabled: everything it installs comes from its cache."""
+    return run_command(sys.executable, "-m", "uv", "--offline", *args)
+
+
+@dataclass(frozen=True)
+class Venv:
+    path: Path
+
+    @property
+    def python(self) -> Path:
+        return self.path / "bin" / "python"
+
+    def python_result(self, code: str) -> subprocess.CompletedProcess[str]:
+        # Run outside the repository so nothing from the source tree can be imported by accident.
+        return subprocess.run(
+            [str(self.python), "-I", "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=self.path,
+            check=False,
+        )
+
+    def run_python(self, code: str) -> str:
+        completed = self.python_result(code)
+        assert completed.returncode == 0, f"{code}\n--- stderr ---\n{completed.stderr}"
+        return completed.stdout
+
+    def install(self, *requirements: str | Path) -> None:
+        """Install with uv, offline."""
+        uv("pip", "install", "--python", self.python, *requirements)
+
+    def pip(self, *args: str | Path) -> str:
+        """Run the venv's own pip (see ``with_pip``), never contacting a registry."""
+        return run_command(
+            self.python, "-m", "pip", "--disable-pip-version-check", "--no-input", *args
+        )
+
+    def installed(self) -> set[str]:
+        """Normalised names of the installed distributions."""
+        listing = uv("pip", "freeze", "--python", self.python)
+        return {line.split("==")[0].lower().replace("_", "-") for line in listing.split()}
+
+
+VenvFactory = Callable[..., Venv]
+
+
+@pytest.fixture(scope="session")
+def venv_factory(tmp_path_factory: pytest.TempPathFactory) -> VenvFactory:
+    """``venv_factory(label, with_pip=False)``: a clean venv of this test's interpreter.
+
+    ``with_pip`` seeds pip from the standard library's bundled ``ensurepip``, so no registry is
+    needed for it either.
+    """
+
+    def make(label: str, *, with_pip: bool = False) -> Venv:
+        location = tmp_path_factory.mktemp(f"venv-{label}") / "venv"
+        if with_pip:
+            run_command(sys.executable, "-m", "venv", location)
+        else:
+            uv("venv", "--python", sys.executable, location)
+        return Venv(location)
+
+    return make
+
+
+@dataclass(frozen=True)
+class Built:
+    """One distribution as it is published: its sdist, and the wheel built from that sdist."""
+
+    sdist: Path
+    wheel: Path
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
+    """Every distribution under ``packages/``, keyed ``worker``, ``envelope`` and ``meta``."""
+    out = tmp_path_factory.mktemp("dist")
+    artifacts = {}
+    for key, name in DISTRIBUTIONS.items():
+        uv("build", "--out-dir", out / key, ROOT / "packages" / name)
+        artifacts[key] = Built(
+            sdist=next((out / key).glob("*.tar.gz")), wheel=next((out / key).glob("*.whl"))
+        )
+    return artifacts
+
+
+@pytest.fixture(scope="session")
+def wheels(built: dict[str, Built]) -> dict[str, Path]:
+    return {key: artifacts.wheel for key, artifacts in built.items()}

@@ -1,20 +1,22 @@
 """The three wheels as users install them: each built, then installed into its own clean venv.
 
 This is the proof that the slim worker image never installs Pydantic (and the envelope image
-never numpy): not an import test in the development environment, where everything is present.
+never numpy), and that 0.1/0.2's top-level import works wherever the worker wheel is installed:
+not an import test in the development environment, where everything is present.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import zipfile
-from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from conftest import Venv, VenvFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = (ROOT / "VERSION").read_text(encoding="utf-8").strip()
@@ -23,75 +25,46 @@ DISTRIBUTIONS = {
     "envelope": "juniper-cascor-protocol-envelope",
     "meta": "juniper-cascor-protocol",
 }
+TOP_LEVEL_FILES = {
+    "juniper_cascor_protocol/__init__.py",
+    "juniper_cascor_protocol/_version.py",
+    "juniper_cascor_protocol/py.typed",
+}
+GUARD_FOLDER = "_juniper_cascor_protocol_upgrade_guard"
+GUARD_PTH = "juniper_cascor_protocol_upgrade_guard.pth"
 
-
-def _run(*args: str | Path, cwd: Path | None = None) -> str:
-    completed = subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, cwd=cwd, check=False
-    )
-    assert completed.returncode == 0, (
-        f"{' '.join(map(str, args))} failed:\n{completed.stdout}\n{completed.stderr}"
-    )
-    return completed.stdout
-
-
-@dataclass(frozen=True)
-class Venv:
-    path: Path
-
-    @property
-    def python(self) -> Path:
-        return self.path / "bin" / "python"
-
-    def run_python(self, code: str) -> str:
-        # Run outside the repository so nothing from the source tree can be imported by accident.
-        return _run(self.python, "-I", "-c", code, cwd=self.path)
-
-    def pip_list(self) -> set[str]:
-        listing = json.loads(_run(self.python, "-m", "pip", "list", "--format=json"))
-        return {entry["name"].lower().replace("_", "-") for entry in listing}
+# 0.1/0.2's documented import, and what it must give.
+UPSTREAM_IMPORT = (
+    "import json, sys\n"
+    "import numpy as np\n"
+    "from juniper_cascor_protocol import BinaryFrame, WorkerMessageType\n"
+    "import juniper_cascor_protocol as p, juniper_cascor_protocol._version as v\n"
+    "a = np.arange(6, dtype='float32').reshape(2, 3)\n"
+    "assert (BinaryFrame.decode(BinaryFrame.encode(a)) == a).all()\n"
+    "assert WorkerMessageType.REGISTER == 'register'\n"
+    "print(json.dumps([p.__all__, p.__version__, v.__version__, 'pydantic' in sys.modules]))\n"
+)
 
 
 @pytest.fixture(scope="session")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("wheels")
-    for key, name in DISTRIBUTIONS.items():
-        _run(
-            sys.executable,
-            "-m",
-            "uv",
-            "build",
-            "--wheel",
-            "--out-dir",
-            out / key,
-            ROOT / "packages" / name,
-        )
-    built = {key: next((out / key).glob("*.whl")) for key in DISTRIBUTIONS}
-    return built
-
-
-def _clean_venv(tmp_path_factory: pytest.TempPathFactory, label: str, *wheel_files: Path) -> Venv:
-    location = tmp_path_factory.mktemp(f"venv-{label}") / "venv"
-    # --seed puts pip in the venv, so `pip list` below is pip's own view of what got installed.
-    _run(sys.executable, "-m", "uv", "venv", "--seed", "--python", sys.executable, location)
-    venv = Venv(location)
-    _run(sys.executable, "-m", "uv", "pip", "install", "--python", venv.python, *wheel_files)
+def worker_venv(venv_factory: VenvFactory, wheels: dict[str, Path]) -> Venv:
+    venv = venv_factory("worker")
+    venv.install(wheels["worker"])
     return venv
 
 
 @pytest.fixture(scope="session")
-def worker_venv(tmp_path_factory: pytest.TempPathFactory, wheels: dict[str, Path]) -> Venv:
-    return _clean_venv(tmp_path_factory, "worker", wheels["worker"])
+def envelope_venv(venv_factory: VenvFactory, wheels: dict[str, Path]) -> Venv:
+    venv = venv_factory("envelope")
+    venv.install(wheels["envelope"])
+    return venv
 
 
 @pytest.fixture(scope="session")
-def envelope_venv(tmp_path_factory: pytest.TempPathFactory, wheels: dict[str, Path]) -> Venv:
-    return _clean_venv(tmp_path_factory, "envelope", wheels["envelope"])
-
-
-@pytest.fixture(scope="session")
-def meta_venv(tmp_path_factory: pytest.TempPathFactory, wheels: dict[str, Path]) -> Venv:
-    return _clean_venv(tmp_path_factory, "meta", *wheels.values())
+def meta_venv(venv_factory: VenvFactory, wheels: dict[str, Path]) -> Venv:
+    venv = venv_factory("meta")
+    venv.install(*wheels.values())
+    return venv
 
 
 def _metadata(wheel: Path) -> tuple[str, list[str]]:
@@ -102,65 +75,61 @@ def _metadata(wheel: Path) -> tuple[str, list[str]]:
 
 
 def _files(wheel: Path) -> set[str]:
+    """What the wheel installs into site-packages (its .dist-info aside)."""
     with zipfile.ZipFile(wheel) as archive:
-        return set(archive.namelist())
+        return {n for n in archive.namelist() if ".dist-info/" not in n}
 
 
 def test_worker_wheel_alone_installs_numpy_and_never_pydantic(worker_venv: Venv) -> None:
-    installed = worker_venv.pip_list()
+    installed = worker_venv.installed()
     assert "juniper-cascor-protocol-worker" in installed
     assert "numpy" in installed
     assert "pydantic" not in installed
     assert "pydantic-core" not in installed
-    out = worker_venv.run_python(
-        "import sys\n"
-        "import numpy as np\n"
-        "from juniper_cascor_protocol.worker import BinaryFrame, WorkerMessageType\n"
-        "a = np.arange(6, dtype='float32').reshape(2, 3)\n"
-        "assert (BinaryFrame.decode(BinaryFrame.encode(a)) == a).all()\n"
-        "assert WorkerMessageType.REGISTER == 'register'\n"
-        "print('pydantic' in sys.modules)\n"
+
+
+def test_worker_wheel_alone_serves_the_0_2_top_level_import(worker_venv: Venv) -> None:
+    exported, version, version_module, pydantic_imported = json.loads(
+        worker_venv.run_python(UPSTREAM_IMPORT)
     )
-    assert out.strip() == "False"
+    assert exported == ["__version__", "WorkerMessageType", "BinaryFrame"]
+    assert version == version_module == VERSION
+    assert pydantic_imported is False
 
 
-def test_worker_wheel_alone_has_no_envelope_or_meta(worker_venv: Venv) -> None:
+def test_worker_wheel_alone_has_no_envelope(worker_venv: Venv) -> None:
     out = worker_venv.run_python(
         "import importlib.util as u\n"
         "print(u.find_spec('juniper_cascor_protocol.envelope') is None)\n"
-        "import juniper_cascor_protocol\n"
-        "print(getattr(juniper_cascor_protocol, '__file__', None) is None)\n"
     )
-    # Without the meta-package the namespace is a PEP 420 namespace package with no __init__.
-    assert out.split() == ["True", "True"]
+    assert out.split() == ["True"]
 
 
 def test_envelope_wheel_alone_installs_pydantic_and_never_numpy(envelope_venv: Venv) -> None:
-    installed = envelope_venv.pip_list()
+    installed = envelope_venv.installed()
     assert "juniper-cascor-protocol-envelope" in installed
     assert "pydantic" in installed
     assert "numpy" not in installed
     out = envelope_venv.run_python(
         "from juniper_cascor_protocol.envelope import validate_envelope, MetricsEnvelope\n"
+        "import juniper_cascor_protocol\n"
         "e = validate_envelope({'type': 'metrics', 'timestamp': 1.5, 'data': {'loss': 0.1}})\n"
-        "print(type(e).__name__, e.data['loss'])\n"
+        "print(type(e).__name__, e.data['loss'], juniper_cascor_protocol.__file__)\n"
     )
-    assert out.split() == ["MetricsEnvelope", "0.1"]
+    # Without the worker wheel the top level is a bare PEP 420 namespace: no __init__ to run.
+    assert out.split() == ["MetricsEnvelope", "0.1", "None"]
 
 
 def test_meta_wheel_installs_both_and_keeps_pydantic_out_of_the_top_level(meta_venv: Venv) -> None:
-    installed = meta_venv.pip_list()
+    installed = meta_venv.installed()
     assert set(DISTRIBUTIONS.values()) <= installed
     assert {"numpy", "pydantic"} <= installed
-    out = meta_venv.run_python(
-        "import sys, json\n"
-        "import juniper_cascor_protocol as p\n"
-        "print(json.dumps([p.__all__, 'pydantic' in sys.modules, p.__version__]))\n"
+    exported, version, version_module, pydantic_imported = json.loads(
+        meta_venv.run_python(UPSTREAM_IMPORT)
     )
-    exported, pydantic_imported, version = json.loads(out)
     assert exported == ["__version__", "WorkerMessageType", "BinaryFrame"]
+    assert version == version_module == VERSION
     assert pydantic_imported is False
-    assert version == VERSION
     out = meta_venv.run_python(
         "import juniper_cascor_protocol.envelope as e, juniper_cascor_protocol.worker as w\n"
         "import juniper_cascor_protocol as p\n"
@@ -169,9 +138,32 @@ def test_meta_wheel_installs_both_and_keeps_pydantic_out_of_the_top_level(meta_v
     assert out.split() == [VERSION, VERSION, "True"]
 
 
+def test_meta_wheel_installs_the_upgrade_guard_and_a_healthy_import_never_uses_it(
+    meta_venv: Venv,
+) -> None:
+    out = meta_venv.run_python(
+        "import json, sys, sysconfig\n"
+        "import juniper_cascor_protocol as p\n"
+        "site = sysconfig.get_path('purelib')\n"
+        "print(json.dumps([p.__file__, site, sys.path]))\n"
+    )
+    top_level_file, site_packages, sys_path = json.loads(out)
+    guard = str(Path(site_packages) / GUARD_FOLDER)
+    # The .pth put the guard on sys.path after site-packages; the real __init__ still won.
+    assert sys_path.index(guard) > sys_path.index(site_packages)
+    assert Path(top_level_file) == Path(site_packages) / "juniper_cascor_protocol" / "__init__.py"
+
+
 def test_meta_wheel_provides_the_command_line_tool(meta_venv: Venv) -> None:
-    out = _run(meta_venv.path / "bin" / "juniper-cascor-protocol", "--help")
+    out = meta_venv.run_python(
+        "import subprocess, sys, sysconfig\n"
+        "tool = sysconfig.get_path('scripts') + '/juniper-cascor-protocol'\n"
+        "print(subprocess.run([tool, '--help'], capture_output=True, text=True).stdout)\n"
+        "print(subprocess.run([sys.executable, '-m', 'juniper_cascor_protocol', '--version'],"
+        " capture_output=True, text=True).stdout)\n"
+    )
     assert "usage: juniper-cascor-protocol" in out
+    assert f"juniper-cascor-protocol {VERSION}" in out
 
 
 def test_wheel_metadata_pins_exactly_what_each_distribution_needs(wheels: dict[str, Path]) -> None:
@@ -190,26 +182,46 @@ def test_wheel_metadata_pins_exactly_what_each_distribution_needs(wheels: dict[s
     )
 
 
-def test_only_the_meta_wheel_owns_the_namespace_init(wheels: dict[str, Path]) -> None:
-    namespace_init = "juniper_cascor_protocol/__init__.py"
-    assert namespace_init not in _files(wheels["worker"])
-    assert namespace_init not in _files(wheels["envelope"])
-    assert namespace_init in _files(wheels["meta"])
+def test_only_the_worker_wheel_owns_the_top_level(wheels: dict[str, Path]) -> None:
+    assert _files(wheels["worker"]) >= TOP_LEVEL_FILES
+    assert not TOP_LEVEL_FILES & _files(wheels["envelope"])
+    assert not TOP_LEVEL_FILES & _files(wheels["meta"])
     assert "juniper_cascor_protocol/worker/py.typed" in _files(wheels["worker"])
     assert "juniper_cascor_protocol/envelope/py.typed" in _files(wheels["envelope"])
-    assert "juniper_cascor_protocol/py.typed" in _files(wheels["meta"])
+
+
+def test_no_two_wheels_install_the_same_file(wheels: dict[str, Path]) -> None:
+    # A shared file is deleted by uninstalling either owner, breaking the other.
+    files = {key: _files(wheel) for key, wheel in wheels.items()}
+    for key, mine in files.items():
+        for other_key, theirs in files.items():
+            if key < other_key:
+                assert not mine & theirs, (key, other_key)
+
+
+def test_meta_wheel_guard_pth_is_one_path_line(wheels: dict[str, Path]) -> None:
+    with zipfile.ZipFile(wheels["meta"]) as archive:
+        lines = archive.read(GUARD_PTH).decode("utf-8").splitlines()
+    # A path line runs nothing at start-up; an `import` line would run code in every Python.
+    assert lines == [GUARD_FOLDER]
+    assert f"{GUARD_FOLDER}/juniper_cascor_protocol/__init__.py" in _files(wheels["meta"])
 
 
 def test_editable_workspace_install_resolves_every_portion_from_its_source_folder() -> None:
     import juniper_cascor_protocol
+    import juniper_cascor_protocol._version
+    import juniper_cascor_protocol.cli
     import juniper_cascor_protocol.envelope
     import juniper_cascor_protocol.worker
 
     sources = {
-        juniper_cascor_protocol: "juniper-cascor-protocol",
+        juniper_cascor_protocol: "juniper-cascor-protocol-worker",
+        juniper_cascor_protocol._version: "juniper-cascor-protocol-worker",
+        juniper_cascor_protocol.cli: "juniper-cascor-protocol",
         juniper_cascor_protocol.envelope: "juniper-cascor-protocol-envelope",
         juniper_cascor_protocol.worker: "juniper-cascor-protocol-worker",
     }
     for module, distribution in sources.items():
         assert module.__file__ is not None
         assert Path(module.__file__).is_relative_to(ROOT / "packages" / distribution / "src")
+    assert juniper_cascor_protocol.__version__ == juniper_cascor_protocol._version.__version__

@@ -1,16 +1,38 @@
-"""Pin the meta-package's dependencies to its own version, read from the shared VERSION file."""
+"""Build hooks of the meta-package.
+
+- Pin the envelope and worker distributions to the meta-package's own version, read from the
+  shared VERSION file.
+- Put the upgrade guard (``upgrade_guard/``) into real wheels, not editable ones: a ``.pth`` file
+  naming ``_juniper_cascor_protocol_upgrade_guard/``, which holds a ``juniper_cascor_protocol``
+  that is imported only when pip's in-place upgrade from 0.1/0.2 deleted the real one.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from hatchling.metadata.plugin.interface import MetadataHookInterface
 
 SIBLINGS = ("juniper-cascor-protocol-envelope", "juniper-cascor-protocol-worker")
+GUARD_PTH = "juniper_cascor_protocol_upgrade_guard.pth"
+GUARD_FOLDER = "_juniper_cascor_protocol_upgrade_guard"
 
 
 class PinSiblingsHook(MetadataHookInterface):
     def update(self, metadata: dict[str, Any]) -> None:
         version = (Path(self.root) / ".." / ".." / "VERSION").read_text(encoding="utf-8").strip()
         metadata["dependencies"] = [f"{name}=={version}" for name in SIBLINGS]
+
+
+class UpgradeGuardHook(BuildHookInterface):  # type: ignore[type-arg]
+    def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        # An editable install has no 0.1/0.2 files to lose, and its own .pth folders.
+        if self.target_name != "wheel" or version == "editable":
+            return
+        guard = Path(self.root) / "upgrade_guard"
+        build_data["force_include"][str(guard / GUARD_PTH)] = GUARD_PTH
+        build_data["force_include"][str(guard / "juniper_cascor_protocol" / "__init__.py")] = (
+            f"{GUARD_FOLDER}/juniper_cascor_protocol/__init__.py"
+        )

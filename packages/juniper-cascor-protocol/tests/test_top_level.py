@@ -1,4 +1,4 @@
-"""The meta-package's top level: the 0.1/0.2 public names, one version, no Pydantic on import."""
+"""The top level (the worker distribution's): 0.1/0.2's public names, one version, no Pydantic."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import juniper_cascor_protocol
+import juniper_cascor_protocol._version
 import juniper_cascor_protocol.envelope
 import juniper_cascor_protocol.worker
 
@@ -29,6 +30,7 @@ def test_top_level_names_are_the_worker_objects() -> None:
 
 def test_all_three_distributions_share_the_one_version() -> None:
     assert juniper_cascor_protocol.__version__ == VERSION
+    assert juniper_cascor_protocol._version.__version__ == VERSION
     assert juniper_cascor_protocol.envelope.__version__ == VERSION
     assert juniper_cascor_protocol.worker.__version__ == VERSION
 

@@ -1,24 +1,23 @@
-"""juniper-cascor wire protocol: the meta-package's top level.
+"""juniper-cascor wire protocol: the top level of the ``juniper_cascor_protocol`` namespace.
 
-``juniper_cascor_protocol`` is one import namespace shared by three distributions. The envelope
-and worker wheels ship namespace portions (no ``__init__.py`` at this level); this meta-package
-owns the ``__init__`` and extends ``__path__`` with ``pkgutil.extend_path`` so the portions are
-found wherever they are installed — the same site-packages for wheels, separate ``src/`` folders
-for the uv workspace's editable installs.
+``juniper_cascor_protocol`` is one import namespace shared by several distributions. The worker
+distribution owns this ``__init__`` because the top level re-exports worker names only: 0.1/0.2's
+documented ``from juniper_cascor_protocol import BinaryFrame, WorkerMessageType`` then works
+wherever the worker wheel is installed, alone in a slim worker image or under the meta-package.
+The other distributions ship namespace portions (no ``__init__.py`` here); ``pkgutil.extend_path``
+finds them wherever they are installed: the same site-packages for wheels, separate ``src/``
+folders for the uv workspace's editable installs.
 
-The top level re-exports the worker names only, so ``import juniper_cascor_protocol`` never
-imports Pydantic; the envelopes live in ``juniper_cascor_protocol.envelope``.
+``import juniper_cascor_protocol`` never imports Pydantic; the envelopes live in
+``juniper_cascor_protocol.envelope``.
 """
 
 from pkgutil import extend_path
 
 __path__ = extend_path(__path__, __name__)
 
-from importlib.metadata import version as _distribution_version
-
+from juniper_cascor_protocol._version import __version__
 from juniper_cascor_protocol.worker import BinaryFrame, WorkerMessageType
-
-__version__: str = _distribution_version("juniper-cascor-protocol")
 
 # The order is part of the 0.1/0.2 contract.
 __all__ = ["__version__", "WorkerMessageType", "BinaryFrame"]  # noqa: RUF022
