@@ -204,7 +204,7 @@ def _header(array: NDArray[Any], wire: _WireDtype) -> bytes:
     return wire.headers[len(shape)].pack(len(shape), *shape, len(wire.text), wire.text)
 
 
-def _byte_buffer(data: object) -> bytes | bytearray | memoryview:
+def _byte_buffer(data: object) -> memoryview:
     """A flat byte view of any buffer, so that ``len`` counts bytes and offsets are bytes."""
     try:
         view = memoryview(data)  # type: ignore[arg-type]
@@ -212,22 +212,24 @@ def _byte_buffer(data: object) -> bytes | bytearray | memoryview:
         raise TypeError(
             f"BinaryFrame.decode expects a bytes-like object, got {type(data).__name__}"
         ) from None
-    if view.ndim == 1 and view.itemsize == 1 and view.c_contiguous:
-        return view
-    if view.c_contiguous:
-        return view.cast("B")
-    # A strided view has no flat bytes to point at; take its logical bytes once.
-    return memoryview(view.tobytes())
+    with view:
+        if view.ndim == 1 and view.itemsize == 1 and view.c_contiguous:
+            return view[:]
+        if view.c_contiguous:
+            return view.cast("B")
+        # A strided view has no flat bytes to point at; take its logical bytes once.
+        return memoryview(view.tobytes())
 
 
 def _writable_bytes(buffer: object) -> memoryview:
     """A flat, writable byte view of ``buffer`` for :meth:`BinaryFrame.encode_into`."""
-    target = memoryview(buffer)  # type: ignore[arg-type]
-    if target.readonly:
-        raise TypeError("BinaryFrame.encode_into needs a writable buffer")
-    if not target.c_contiguous:
-        raise ValueError("BinaryFrame.encode_into needs a C-contiguous buffer")
-    return target if target.ndim == 1 and target.format == "B" else target.cast("B")
+    with memoryview(buffer) as target:  # type: ignore[arg-type]
+        if target.readonly:
+            raise TypeError("BinaryFrame.encode_into needs a writable buffer")
+        if not target.c_contiguous:
+            raise ValueError("BinaryFrame.encode_into needs a C-contiguous buffer")
+        # A new view of the same buffer: it outlives ``target``, released here.
+        return target[:] if target.ndim == 1 and target.format == "B" else target.cast("B")
 
 
 class BinaryFrame:
@@ -284,21 +286,24 @@ class BinaryFrame:
         straight into ``buffer``, whatever the memory order of ``array``.
         """
         checked, wire, size = _checked(array)
-        target = _writable_bytes(buffer)
-        if len(target) < size:
-            raise ValueError(
-                f"Buffer too small for binary frame: {len(target)} bytes < {size} bytes needed"
-            )
-        shape = checked.shape
-        start = size - checked.nbytes
-        wire.headers[len(shape)].pack_into(target, 0, len(shape), *shape, len(wire.text), wire.text)
-        if checked.nbytes == 0:
-            pass
-        elif checked.flags.c_contiguous:
-            target[start:size] = checked.data.cast("B")  # same length: a plain copy, no resize
-        else:
-            destination = np.frombuffer(target, checked.dtype, checked.size, start)
-            np.copyto(destination.reshape(shape), checked, casting="no")
+        # Released on the way out, raising included: a traceback must not keep ``buffer``
+        # locked, or the caller could not grow it and retry after "Buffer too small".
+        with _writable_bytes(buffer) as target:
+            if len(target) < size:
+                raise ValueError(
+                    f"Buffer too small for binary frame: {len(target)} bytes < {size} bytes needed"
+                )
+            shape = checked.shape
+            start = size - checked.nbytes
+            header = wire.headers[len(shape)]
+            header.pack_into(target, 0, len(shape), *shape, len(wire.text), wire.text)
+            if checked.nbytes == 0:
+                pass
+            elif checked.flags.c_contiguous:
+                target[start:size] = checked.data.cast("B")  # same length: a copy, no resize
+            else:
+                destination = np.frombuffer(target, checked.dtype, checked.size, start)
+                np.copyto(destination.reshape(shape), checked, casting="no")
         return size
 
     @staticmethod
@@ -316,71 +321,88 @@ class BinaryFrame:
         With ``copy=True`` (the default) the result is a writable, C-contiguous array that owns
         its data: the payload is copied exactly once. With ``copy=False`` it is a read-only view
         of ``data``'s bytes, made in constant time; it keeps ``data`` alive, and it changes if
-        the caller later writes to ``data``.
+        the caller later writes to ``data``. Like :func:`numpy.frombuffer`, the view holds a
+        buffer export of ``data`` while it lives (through its ``base``): resizing a
+        ``bytearray`` under it, or closing an ``mmap``, raises ``BufferError`` instead of
+        leaving the view on freed memory. ``memoryview.release()`` on the caller's own view
+        is allowed and leaves the decoded view intact.
         """
-        buf = data if type(data) is bytes or type(data) is bytearray else _byte_buffer(data)
-        size = len(buf)
-        if size > MAX_FRAME_BYTES:
+        if type(data) is bytes or type(data) is bytearray:
+            return _decode(data, copy)
+        with _byte_buffer(data) as buf:
+            # Released on the way out, raising included; a returned view holds its own export.
+            return _decode(buf, copy)
+
+
+def _decode(buf: bytes | bytearray | memoryview, copy: bool) -> NDArray[Any]:
+    """:meth:`BinaryFrame.decode` of a flat byte buffer (``len`` counts bytes)."""
+    size = len(buf)
+    if size > MAX_FRAME_BYTES:
+        raise ValueError(
+            f"Binary frame exceeds maximum size: {size} bytes > {MAX_FRAME_BYTES} bytes"
+        )
+    if size < 4:
+        raise ValueError(
+            f"Binary frame too short for shape header: {size} bytes, the header needs 4"
+        )
+    (ndim,) = _U32.unpack_from(buf)
+    if ndim > MAX_NDIM:
+        raise ValueError(f"Unreasonable number of dimensions: {ndim} > {MAX_NDIM}")
+    shape_end = 4 + 4 * ndim
+    if size < shape_end:
+        raise ValueError(
+            f"Binary frame too short for shape values: {size} bytes, {ndim} dimensions "
+            f"need {shape_end}"
+        )
+    text_start = shape_end + 4
+    if size < text_start:
+        raise ValueError(
+            f"Binary frame too short for dtype header: {size} bytes, the header needs {text_start}"
+        )
+    values = _SHAPE_AND_LEN[ndim].unpack_from(buf, 4)
+    shape = values[:ndim]
+    text_length = values[ndim]
+    if text_length > MAX_DTYPE_BYTES:
+        raise ValueError(
+            f"Unreasonable dtype string length: {text_length} bytes > {MAX_DTYPE_BYTES}"
+        )
+    data_start = text_start + text_length
+    if size < data_start:
+        raise ValueError(
+            f"Binary frame too short for dtype string: {size} bytes, a {text_length}-byte "
+            f"dtype string needs {data_start}"
+        )
+    (text,) = _DTYPE_TEXT[text_length].unpack_from(buf, text_start)
+    dtype = _DECODE_DTYPES.get(text)
+    if dtype is None:
+        raise ValueError(_invalid_dtype_text(text))
+    count = math.prod(shape)
+    expected = count * dtype.itemsize
+    if size - data_start != expected:
+        raise ValueError(
+            f"Data size mismatch: shape {shape} of {dtype} needs {expected} bytes, "
+            f"the frame carries {size - data_start}"
+        )
+    if count == 0:
+        try:
+            array = np.empty(shape, dtype)
+        except ValueError as exc:  # numpy bounds the product of the non-zero dimensions
             raise ValueError(
-                f"Binary frame exceeds maximum size: {size} bytes > {MAX_FRAME_BYTES} bytes"
-            )
-        if size < 4:
-            raise ValueError(
-                f"Binary frame too short for shape header: {size} bytes, the header needs 4"
-            )
-        (ndim,) = _U32.unpack_from(buf)
-        if ndim > MAX_NDIM:
-            raise ValueError(f"Unreasonable number of dimensions: {ndim} > {MAX_NDIM}")
-        shape_end = 4 + 4 * ndim
-        if size < shape_end:
-            raise ValueError(
-                f"Binary frame too short for shape values: {size} bytes, {ndim} dimensions "
-                f"need {shape_end}"
-            )
-        text_start = shape_end + 4
-        if size < text_start:
-            raise ValueError(
-                f"Binary frame too short for dtype header: {size} bytes, the header needs "
-                f"{text_start}"
-            )
-        values = _SHAPE_AND_LEN[ndim].unpack_from(buf, 4)
-        shape = values[:ndim]
-        text_length = values[ndim]
-        if text_length > MAX_DTYPE_BYTES:
-            raise ValueError(
-                f"Unreasonable dtype string length: {text_length} bytes > {MAX_DTYPE_BYTES}"
-            )
-        data_start = text_start + text_length
-        if size < data_start:
-            raise ValueError(
-                f"Binary frame too short for dtype string: {size} bytes, a {text_length}-byte "
-                f"dtype string needs {data_start}"
-            )
-        (text,) = _DTYPE_TEXT[text_length].unpack_from(buf, text_start)
-        dtype = _DECODE_DTYPES.get(text)
-        if dtype is None:
-            raise ValueError(_invalid_dtype_text(text))
-        count = math.prod(shape)
-        expected = count * dtype.itemsize
-        if size - data_start != expected:
-            raise ValueError(
-                f"Data size mismatch: shape {shape} of {dtype} needs {expected} bytes, "
-                f"the frame carries {size - data_start}"
-            )
-        if count == 0:
-            try:
-                array = np.empty(shape, dtype)
-            except ValueError as exc:  # numpy bounds the product of the non-zero dimensions
-                raise ValueError(
-                    f"Data size mismatch: shape {shape} of {dtype} is beyond numpy: {exc}"
-                ) from None
-            if copy:
-                return array
-        else:
-            array = np.ndarray(shape, dtype, buf, data_start)
-            if copy:
-                return array.copy()
-            if type(buf) is bytes:  # already read-only, skip the flag write
-                return array
-        array.setflags(write=False)
-        return array
+                f"Data size mismatch: shape {shape} of {dtype} is beyond numpy: {exc}"
+            ) from None
+        if copy:
+            return array
+    elif type(buf) is bytes:  # immutable: the reference in ``base`` is all it takes
+        array = np.ndarray(shape, dtype, buf, data_start)
+        return array.copy() if copy else array  # already read-only, no flag write
+    else:
+        # np.frombuffer, unlike np.ndarray(buffer=...), keeps a buffer export (a memoryview
+        # in ``base``) for the array's life, so nobody can resize or free the memory under
+        # it, not even while ``copy`` runs with the GIL released.
+        array = np.frombuffer(buf, dtype, count, data_start)
+        if ndim != 1:
+            array = array.reshape(shape)
+        if copy:
+            return array.copy()
+    array.setflags(write=False)
+    return array
