@@ -180,12 +180,114 @@ def test_chunked_initial_metrics_consume_no_seq() -> None:
     assert builder.counter.current == 1
 
 
-def test_frames_refuses_a_stamped_envelope() -> None:
-    builder = BroadcastBuilder()
-    stamped = builder.metrics()
-    with pytest.raises(ValueError, match=r"unstamped envelope.*seq=1"):
-        builder.frames(stamped)
+def test_stamp_of_an_initial_metrics_draft_takes_no_number() -> None:
+    builder = BroadcastBuilder(monotonic=lambda: 4.0)
+    builder.metrics()
+    stamped = builder.stamp(builder.initial_metrics_draft([{"loss": 0.5}]))
+    assert (stamped.seq, stamped.data.current_seq, stamped.emitted_at_monotonic) == (1, 1, 4.0)
     assert builder.counter.current == 1
+    assert builder.metrics().seq == 2
+
+
+def test_stamp_of_an_initial_metrics_chunk_takes_no_number() -> None:
+    builder = BroadcastBuilder(chunker=Chunker(600), monotonic=lambda: 4.0)
+    builder.metrics()
+    chunks = builder.chunker.split(builder.initial_metrics_draft([{"loss": 0.5}] * 50))
+    assert len(chunks) > 1
+    stamped = [builder.stamp(chunk) for chunk in chunks]
+    assert all((f.seq, f.emitted_at_monotonic) == (None, 4.0) for f in stamped)
+    assert builder.counter.current == 1
+
+
+def test_stamp_numbers_the_chunks_of_a_broadcast() -> None:
+    builder = BroadcastBuilder(chunker=Chunker(600))
+    chunks = builder.chunker.split(builder.draft(TopologyEnvelope, {"w": [0.5] * 300}))
+    assert [builder.stamp(chunk).seq for chunk in chunks] == list(range(1, len(chunks) + 1))
+
+
+def stamped_frames() -> list[BaseEnvelope]:
+    builder = BroadcastBuilder(chunker=Chunker(600))
+    big_initial = builder.initial_metrics_draft([{"loss": 0.5}] * 50)
+    return [
+        builder.metrics(),
+        builder.initial_metrics(),
+        builder.frames(builder.draft(TopologyEnvelope, {"w": [0.5] * 300}))[0],
+        builder.frames(big_initial)[0],  # a unicast chunk: emitted_at_monotonic, no seq
+        MetricsEnvelope(timestamp=1.0, emitted_at_monotonic=2.0),
+    ]
+
+
+STAMPING_PATHS = ["stamp", "frames", "wire_frames"]
+
+
+@pytest.mark.parametrize("path", STAMPING_PATHS)
+@pytest.mark.parametrize("frame", stamped_frames(), ids=lambda f: f"{f.type}-{f.seq}")
+def test_every_stamping_path_refuses_a_stamped_frame(path: str, frame: BaseEnvelope) -> None:
+    builder = BroadcastBuilder(SequenceCounter(10))
+    with pytest.raises(ValueError, match=r"(stamp|frames)\(\) takes an unstamped envelope"):
+        getattr(builder, path)(frame)
+    assert builder.counter.current == 9  # no number spent
+
+
+@pytest.mark.parametrize("path", STAMPING_PATHS)
+@pytest.mark.parametrize(
+    "frame",
+    [
+        command_response("start", "success", command_id="c1"),
+        connection_established("1.0"),
+        Chunker(600).chunk(command_response("start", "success", result={"s": "x" * 900}))[0],
+    ],
+    ids=["command_response", "connection_established", "chunk-of-command_response"],
+)
+def test_every_stamping_path_refuses_a_control_frame(path: str, frame: BaseEnvelope) -> None:
+    builder = BroadcastBuilder(chunker=Chunker(600))
+    with pytest.raises(ValueError, match=r"is a /ws/control frame and never carries seq"):
+        getattr(builder, path)(frame)
+    assert builder.counter.current == 0
+
+
+@pytest.mark.parametrize("path", STAMPING_PATHS)
+def test_an_initial_metrics_without_current_seq_is_refused(path: str) -> None:
+    frame = validate_envelope({"type": "initial_metrics", "timestamp": 1.0, "data": {}})
+    builder = BroadcastBuilder()
+    with pytest.raises(ValueError, match=r"must be an InitialMetricsEnvelope"):
+        getattr(builder, path)(frame)
+    assert builder.counter.current == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.sampled_from(range(7)), max_size=30))
+def test_every_path_keeps_broadcast_numbers_consecutive(steps: list[int]) -> None:
+    """Whatever mix of paths builds the stream, broadcast frames number 1, 2, 3... without a
+    hole and every unicast frame carries the number last broadcast, taking none itself."""
+    builder = BroadcastBuilder(chunker=Chunker(600))
+    small, big = {"loss": 0.5}, {"w": [0.5] * 200}
+    initial_small, initial_big = [small], [small] * 40
+    build: list[Callable[[], list[BaseEnvelope]]] = [
+        lambda: [builder.metrics(small)],
+        lambda: [builder.stamp(builder.draft(StateEnvelope, small))],
+        lambda: builder.frames(builder.draft(TopologyEnvelope, big)),
+        lambda: [
+            builder.stamp(c) for c in builder.chunker.split(builder.draft(EventEnvelope, big))
+        ],
+        lambda: [builder.initial_metrics(initial_small)],
+        lambda: [builder.stamp(builder.initial_metrics_draft(initial_big))],
+        lambda: builder.frames(builder.initial_metrics_draft(initial_big)),
+    ]
+    broadcast: list[int] = []
+    for step in steps:
+        before = builder.counter.current
+        for frame in build[step]():
+            unicast = step >= 4
+            if unicast:
+                expected = None if isinstance(frame, ChunkedMessageEnvelope) else before
+                assert frame.seq == expected
+            else:
+                assert frame.seq is not None
+                broadcast.append(frame.seq)
+            assert frame.emitted_at_monotonic is not None
+    assert broadcast == list(range(1, len(broadcast) + 1))
+    assert builder.counter.current == len(broadcast)
 
 
 def test_a_chunker_without_room_for_the_stamp_is_refused() -> None:

@@ -10,7 +10,11 @@ The ``seq`` rule, applied by :class:`BroadcastBuilder` in one place:
 - ``initial_metrics`` goes to one client only, so it consumes no number: it carries
   ``seq = current_seq = counter.current`` (the last number broadcast), and its chunks, if any,
   carry no ``seq``;
-- control frames (``command_response``, ``connection_established``) never carry ``seq``.
+- control frames (``command_response``, ``connection_established``) never carry ``seq``;
+- a frame is stamped once: a second stamp would spend a number that is never sent.
+
+:meth:`BroadcastBuilder.stamp` applies the rule to one frame and every other public path goes
+through it, so no path can break it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any, TypeVar
 from juniper_cascor_protocol.envelope.base import BaseEnvelope
 from juniper_cascor_protocol.envelope.chunking import STAMP_HEADROOM, Chunker
 from juniper_cascor_protocol.envelope.control import (
+    CONTROL_ENVELOPES,
     UNKNOWN_COMMAND_CODE,
     CommandParseError,
     CommandResponseData,
@@ -35,6 +40,7 @@ from juniper_cascor_protocol.envelope.sequence import SequenceCounter
 from juniper_cascor_protocol.envelope.training import (
     CandidateProgressEnvelope,
     CascadeAddEnvelope,
+    ChunkedMessageEnvelope,
     EventEnvelope,
     InitialMetricsData,
     InitialMetricsEnvelope,
@@ -54,6 +60,16 @@ __all__ = [
 
 E = TypeVar("E", bound=BaseEnvelope)
 Clock = Callable[[], float]
+
+_CONTROL_TYPES = frozenset(cls.model_fields["type"].default for cls in CONTROL_ENVELOPES)
+_UNICAST_TYPE = "initial_metrics"
+
+
+def _kind(envelope: BaseEnvelope) -> str:
+    """The type a frame stands for: a chunk's ``original_type``, else its own ``type``."""
+    if isinstance(envelope, ChunkedMessageEnvelope):
+        return envelope.data.original_type
+    return envelope.type
 
 
 def to_wire_json(envelope: BaseEnvelope) -> str:
@@ -122,31 +138,35 @@ class BroadcastBuilder:
         )
 
     def stamp(self, envelope: E) -> E:
-        """A copy of ``envelope`` with the next ``seq`` and ``emitted_at_monotonic``."""
-        return envelope.model_copy(
-            update={"seq": self._counter.next(), "emitted_at_monotonic": self._monotonic()}
-        )
+        """A copy of ``envelope`` as it goes on the wire, with ``emitted_at_monotonic``.
+
+        A broadcast frame (or a chunk of one) takes the next ``seq``. A unicast frame takes
+        none, since a number spent on it would be a gap for every other client:
+        ``initial_metrics`` carries ``seq = data.current_seq`` and a chunk of one no ``seq``.
+
+        Raises ``ValueError`` for an envelope that already has ``seq`` or
+        ``emitted_at_monotonic`` (the first stamp's number would never be sent), for a
+        ``/ws/control`` frame or a chunk of one (never numbered), and for an
+        ``initial_metrics`` that is not an :class:`InitialMetricsEnvelope` (no ``current_seq``).
+        """
+        self._check_stampable(envelope, "stamp")
+        if _kind(envelope) != _UNICAST_TYPE:
+            update: dict[str, float | int] = {"seq": self._counter.next()}
+        elif isinstance(envelope, InitialMetricsEnvelope):
+            update = {"seq": envelope.data.current_seq}
+        else:  # a chunk of initial_metrics
+            update = {}
+        update["emitted_at_monotonic"] = self._monotonic()
+        return envelope.model_copy(update=update)
 
     def frames(self, envelope: BaseEnvelope) -> list[BaseEnvelope]:
         """The stamped wire frames for an unstamped ``envelope`` (one, or its chunks).
 
-        Raises ``ValueError`` if ``envelope`` already has a ``seq`` (a number would be lost).
+        Each frame is stamped by :meth:`stamp`, which raises ``ValueError`` for what it refuses
+        (checked before anything is chunked or numbered).
         """
-        if envelope.seq is not None:
-            raise ValueError(
-                f"frames() takes an unstamped envelope; got {envelope.type!r} with "
-                f"seq={envelope.seq} (use draft(), not the per-type methods)"
-            )
-        pieces = self._chunker.split(envelope)
-        if isinstance(envelope, InitialMetricsEnvelope):
-            if len(pieces) == 1:
-                return [self._stamp_unicast(envelope)]
-            # Unicast chunks: a broadcast number spent on them would be a gap for everyone else.
-            return [
-                chunk.model_copy(update={"emitted_at_monotonic": self._monotonic()})
-                for chunk in pieces
-            ]
-        return [self.stamp(piece) for piece in pieces]
+        self._check_stampable(envelope, "frames")
+        return [self.stamp(piece) for piece in self._chunker.split(envelope)]
 
     def wire_frames(self, envelope: BaseEnvelope) -> list[str]:
         """:meth:`frames` serialized: the text frames to send, in order."""
@@ -162,13 +182,24 @@ class BroadcastBuilder:
             }
         )
 
-    def _stamp_unicast(self, envelope: InitialMetricsEnvelope) -> InitialMetricsEnvelope:
-        return envelope.model_copy(
-            update={
-                "seq": envelope.data.current_seq,
-                "emitted_at_monotonic": self._monotonic(),
-            }
-        )
+    @staticmethod
+    def _check_stampable(envelope: BaseEnvelope, method: str) -> None:
+        if envelope.seq is not None or envelope.emitted_at_monotonic is not None:
+            raise ValueError(
+                f"{method}() takes an unstamped envelope; got {envelope.type!r} with "
+                f"seq={envelope.seq}, emitted_at_monotonic={envelope.emitted_at_monotonic} "
+                "(use draft(), not the per-type methods)"
+            )
+        kind = _kind(envelope)
+        if kind in _CONTROL_TYPES:
+            raise ValueError(f"{method}(): {kind!r} is a /ws/control frame and never carries seq")
+        if kind == _UNICAST_TYPE and not isinstance(
+            envelope, InitialMetricsEnvelope | ChunkedMessageEnvelope
+        ):
+            raise ValueError(
+                f"{method}(): an initial_metrics frame must be an InitialMetricsEnvelope "
+                f"(its data.current_seq is its seq), got {type(envelope).__name__}"
+            )
 
     def metrics(self, data: Mapping[str, Any] | None = None) -> MetricsEnvelope:
         return self._stamped(MetricsEnvelope, data)
@@ -210,7 +241,7 @@ class BroadcastBuilder:
 
         ``count`` defaults to ``len(metrics)``. No number is consumed (see the module doc).
         """
-        return self._stamp_unicast(self.initial_metrics_draft(metrics, count=count))
+        return self.stamp(self.initial_metrics_draft(metrics, count=count))
 
 
 class ControlBuilder:
