@@ -1,0 +1,125 @@
+"""What every session reports about a received message before its own rules apply.
+
+The sessions of ``/ws/training`` and ``/ws/control`` share three outcomes:
+
+* :class:`FrameRefused`: the message was not read at all, because it was a binary frame (both
+  endpoints carry JSON text frames only) or longer than the session's ``max_frame_bytes``;
+* :class:`PingReceived`: the server's application heartbeat ``{"type": "ping", ...}``, which the
+  juniper-cascor server sends on both endpoints and which a client answers with
+  :data:`PONG_TEXT` (``reply``) or gets disconnected;
+* :class:`UnknownFrame`: a frame that is not one the session expects (an unknown ``type``, a
+  known one whose payload is invalid, text that is not a JSON object, or a known frame of the
+  other endpoint), kept as its envelope so nothing the peer sent is lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
+from juniper_cascor_protocol.envelope.validate import validate_envelope_json
+
+__all__ = [
+    "PING_TYPE",
+    "PONG_TEXT",
+    "PONG_TYPE",
+    "FrameRefused",
+    "PingReceived",
+    "Refusal",
+    "UnknownFrame",
+]
+
+PING_TYPE: Final = "ping"
+PONG_TYPE: Final = "pong"
+PONG_TEXT: Final = '{"type":"pong"}'
+"""The answer to a server's ``ping``, as the juniper-cascor clients send it."""
+
+# A UTF-8 character takes at most 4 bytes: a shorter string cannot exceed a byte limit.
+_MAX_UTF8_BYTES_PER_CHAR: Final = 4
+
+
+class Refusal(StrEnum):
+    """Why a received message was not read."""
+
+    BINARY_FRAME = "binary_frame"
+    """The endpoint carries JSON text frames only."""
+    OVERSIZED = "oversized"
+    """A text frame longer than the session's ``max_frame_bytes`` (UTF-8 bytes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRefused:
+    """A received message that was not read; ``detail`` names the limit it broke."""
+
+    reason: Refusal
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class PingReceived:
+    """The server's heartbeat: send ``reply`` back to stay connected."""
+
+    reply: str = PONG_TEXT
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownFrame:
+    """A frame the session does not expect, usually an :class:`UnknownEnvelope`.
+
+    ``envelope.type`` is a known name or a bounded label, safe to count by (see :mod:`.labels`).
+    """
+
+    envelope: BaseEnvelope
+    reassembled: bool = False
+    """Whether it was rebuilt from ``chunked_message`` frames."""
+
+
+def text_or_refusal(
+    message: object, max_frame_bytes: int, limit_name: str = "max_frame_bytes"
+) -> str | FrameRefused:
+    """``message`` (one received WebSocket message) as text to read, or why it is not read.
+
+    ``limit_name`` names ``max_frame_bytes`` in the refusal's ``detail``.
+    """
+    if not isinstance(message, str):
+        return FrameRefused(
+            Refusal.BINARY_FRAME, f"a {type(message).__name__} message; only text frames are read"
+        )
+    if len(message) * _MAX_UTF8_BYTES_PER_CHAR <= max_frame_bytes:
+        return message  # cannot exceed the limit: skip counting the bytes
+    size = len(message) if len(message) > max_frame_bytes else _utf8_size(message)
+    if size <= max_frame_bytes:
+        return message
+    return FrameRefused(
+        Refusal.OVERSIZED,
+        f"text frame of at least {size} bytes exceeds {limit_name}={max_frame_bytes}",
+    )
+
+
+def _utf8_size(text: str) -> int:
+    # ``surrogatepass``: a str from a lenient decoder may hold lone surrogates; never raise on it.
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def decode_frame(text: str) -> BaseEnvelope:
+    """The envelope of one received text frame; never raises.
+
+    The one place where sessions validate what they receive.
+    """
+    return validate_envelope_json(text)
+
+
+def is_ping(envelope: BaseEnvelope) -> bool:
+    """Whether ``envelope`` is the server's heartbeat (a frame whose ``type`` is ``ping``)."""
+    return isinstance(envelope, UnknownEnvelope) and envelope.type == PING_TYPE
+
+
+def check_max_frame_bytes(max_frame_bytes: int) -> int:
+    """``max_frame_bytes`` if it is a positive ``int``; raises ``ValueError`` otherwise."""
+    if isinstance(max_frame_bytes, bool) or not isinstance(max_frame_bytes, int):
+        raise TypeError(f"max_frame_bytes must be an int, got {type(max_frame_bytes).__name__}")
+    if max_frame_bytes < 1:
+        raise ValueError(f"max_frame_bytes must be >= 1, got {max_frame_bytes}")
+    return max_frame_bytes
