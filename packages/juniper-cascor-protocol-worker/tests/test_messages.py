@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
+import pickle
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -574,3 +577,92 @@ def test_generated_valid_task_results_round_trip(
     manifest = TensorManifest.parse(obj["tensor_manifest"])
     assert isinstance(manifest, dict)
     assert TensorManifest.to_wire(manifest) == obj["tensor_manifest"]
+
+
+# --- copies and pickles keep the keys a newer peer added ---------------------------------------
+
+NEWER_KEYS: dict[str, Any] = {"added_later": {"nested": [1, None]}, "flag": True}
+ENTRY_KEYS: dict[str, Any] = {"layout": "row-major", "scale": [0.5]}
+
+
+def with_newer_keys(message_type: str) -> dict[str, Any]:
+    """A valid message with unknown keys at the top and, if it has a manifest, in its entries."""
+    obj = valid(message_type, **copy.deepcopy(NEWER_KEYS))
+    for entry in obj.get("tensor_manifest", {}).values():
+        entry.update(copy.deepcopy(ENTRY_KEYS))
+    return obj
+
+
+def pickled(protocol: int) -> Callable[[Any], Any]:
+    def round_trip(obj: Any) -> Any:
+        return pickle.loads(pickle.dumps(obj, protocol))
+
+    return round_trip
+
+
+COPIES: dict[str, Callable[[Any], Any]] = {
+    "copy.copy": copy.copy,
+    "copy.deepcopy": copy.deepcopy,
+    **{
+        f"pickle protocol {protocol}": pickled(protocol)
+        for protocol in range(pickle.HIGHEST_PROTOCOL + 1)
+    },
+}
+
+
+@pytest.mark.parametrize("how", list(COPIES))
+@pytest.mark.parametrize("message_type", list(VALID))
+def test_copies_and_pickles_keep_unknown_keys(message_type: str, how: str) -> None:
+    obj = with_newer_keys(message_type)
+    parsed = parse_ok(obj)
+    duplicate = COPIES[how](parsed)
+    assert type(duplicate) is type(parsed)
+    assert duplicate == parsed
+    assert duplicate.extra == NEWER_KEYS
+    assert duplicate.to_wire() == obj
+
+
+@pytest.mark.parametrize("how", list(COPIES))
+def test_copies_and_pickles_of_a_tensor_spec_keep_unknown_keys(how: str) -> None:
+    assign = parse_ok(with_newer_keys("task_assign"))
+    assert isinstance(assign, TaskAssignMessage)
+    spec = assign.tensor_manifest["weights"]
+    duplicate = COPIES[how](spec)
+    assert isinstance(duplicate, TensorSpec)
+    assert duplicate == spec
+    assert duplicate.extra == ENTRY_KEYS
+    assert TensorManifest.to_wire({"weights": duplicate}) == {
+        "weights": {"shape": [4, 3], "dtype": "float32", **ENTRY_KEYS}
+    }
+
+
+def test_deepcopy_copies_the_unknown_keys_and_copy_shares_them() -> None:
+    parsed = parse_ok(with_newer_keys("heartbeat"))
+    deep = copy.deepcopy(parsed)
+    assert deep.extra["added_later"] == parsed.extra["added_later"]
+    assert deep.extra["added_later"] is not parsed.extra["added_later"]
+    assert copy.copy(parsed).extra["added_later"] is parsed.extra["added_later"]
+
+
+def test_messages_without_unknown_keys_still_copy_and_pickle() -> None:
+    built = HeartbeatMessage(worker_id="w1", timestamp=1.0)
+    for how in COPIES.values():
+        duplicate = how(built)
+        assert duplicate == built
+        assert duplicate.extra == {}
+
+
+def test_a_message_inside_its_own_field_survives_deepcopy_and_pickle() -> None:
+    register = RegisterMessage(worker_id="w1", capabilities={}).with_extra({"zone": "eu"})
+    register.capabilities["self"] = register
+    for duplicate in (copy.deepcopy(register), pickle.loads(pickle.dumps(register))):
+        assert isinstance(duplicate, RegisterMessage)
+        assert duplicate.capabilities["self"] is duplicate
+        assert duplicate.extra == {"zone": "eu"}
+
+
+def test_replace_builds_from_fields_and_with_extra_carries_the_unknown_keys() -> None:
+    parsed = parse_ok(with_newer_keys("heartbeat"))
+    assert isinstance(parsed, HeartbeatMessage)
+    updated = dataclasses.replace(parsed, timestamp=2.0).with_extra(parsed.extra)
+    assert updated.to_wire() == {**with_newer_keys("heartbeat"), "timestamp": 2.0}

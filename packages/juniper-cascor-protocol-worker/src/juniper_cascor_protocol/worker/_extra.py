@@ -5,11 +5,19 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, SupportsIndex
 
 __all__ = ["KeepsExtraKeys"]
 
 _NONE: Mapping[str, Any] = MappingProxyType({})
+
+
+def _restore(cls: type[KeepsExtraKeys], extra: dict[str, Any] | None) -> KeepsExtraKeys:
+    """An empty instance of ``cls`` holding ``extra``; pickle then sets its fields."""
+    instance = cls.__new__(cls)
+    if extra:
+        object.__setattr__(instance, "_extra", extra)
+    return instance
 
 
 class KeepsExtraKeys:
@@ -17,6 +25,10 @@ class KeepsExtraKeys:
 
     They live in a slot rather than a dataclass field: they are not part of the wire schema, do
     not take part in ``==``, and are not constructor arguments (use :meth:`with_extra`).
+
+    ``copy.copy``, ``copy.deepcopy`` and ``pickle`` keep them (see :meth:`__reduce_ex__`);
+    ``dataclasses.replace`` builds a new object from its fields only, so chain
+    ``.with_extra(original.extra)`` to keep them.
     """
 
     __slots__ = ("_extra",)
@@ -38,6 +50,18 @@ class KeepsExtraKeys:
         duplicate = copy.copy(self)
         object.__setattr__(duplicate, "_extra", dict(extra))
         return duplicate
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        """Copy and pickle the kept keys with the fields.
+
+        A frozen slotted dataclass pickles its own fields only (its generated ``__getstate__``
+        overrides any of a base class), so the slot of this base would be lost. The object is
+        rebuilt by :func:`_restore` with its kept keys, then its fields are set from the
+        dataclass's own state, after the object is registered: reference cycles through a
+        field copy and pickle as before.
+        """
+        extra = getattr(self, "_extra", None)
+        return _restore, (type(self), extra), self.__getstate__()
 
     def _set_extra(self, extra: dict[str, Any]) -> None:
         if extra:
