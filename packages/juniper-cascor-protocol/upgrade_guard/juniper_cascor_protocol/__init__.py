@@ -20,8 +20,8 @@ from importlib import metadata
 from pathlib import Path
 
 META = "juniper-cascor-protocol"
-PARTS = ("juniper-cascor-protocol-envelope", "juniper-cascor-protocol-worker")
 OWNER = "juniper-cascor-protocol-worker"  # the distribution whose __init__.py should be found
+PARTS = (OWNER, "juniper-cascor-protocol-envelope")
 SHOWN_MISSING = 3
 
 
@@ -39,9 +39,11 @@ def missing_files(name: str) -> list[str]:
     """Files of the package that the distribution's RECORD lists but that are not on disk."""
     files = metadata.distribution(name).files or []
     return [
-        str(path)
+        path.as_posix()
         for path in files
-        if path.parts[0] == "juniper_cascor_protocol" and not Path(path.locate()).exists()
+        if path.parts[0] == "juniper_cascor_protocol"
+        and "__pycache__" not in path.parts  # compiled files follow their sources
+        and not Path(path.locate()).exists()
     ]
 
 
