@@ -27,6 +27,12 @@ def arrays() -> dict[str, NDArray[Any]]:
     }
 
 
+NOT_AN_ARRAY = "expected a numpy.ndarray or a numpy scalar, got "
+CONVERT_IT = (
+    "; convert it with numpy.asarray(value, dtype=...) so the dtype on the wire is your choice"
+)
+
+
 def test_from_arrays_describes_each_array_in_order() -> None:
     manifest = TensorManifest.from_arrays(arrays())
     assert manifest == {
@@ -112,7 +118,7 @@ def test_shape_and_dtype_mismatches_are_reported_per_tensor() -> None:
     assert check_tensors(manifest, given) == [
         FieldError(("weights", "shape"), "expected [4, 3], got [3, 4]"),
         FieldError(("bias", "dtype"), "expected >f8, got float64"),
-        FieldError(("mask",), "expected a numpy.ndarray, got list"),
+        FieldError(("mask",), NOT_AN_ARRAY + "list" + CONVERT_IT),
     ]
 
 
@@ -165,3 +171,71 @@ def test_task_assign_with_its_frames_end_to_end() -> None:
     assert check_tensors(received.tensor_manifest, tensors) == []
     for name, array in sent.items():
         assert tensors[name].tobytes() == array.tobytes()
+
+
+# --- the encoders, from_arrays and check_tensors take the same values --------------------------
+
+
+class Tagged(np.ndarray):
+    """An ndarray subclass: sent as its base array."""
+
+
+TAKEN: dict[str, Any] = {
+    "numpy scalar": np.float32(1.5),
+    "zero-d array": np.array(7, np.int16),
+    "ndarray subclass": np.arange(3.0).view(Tagged),
+    "Fortran order": np.asfortranarray(np.ones((2, 3), ">f8")),
+}
+
+
+@pytest.mark.parametrize("name", list(TAKEN))
+def test_what_a_frame_takes_is_described_and_checked(name: str) -> None:
+    value = TAKEN[name]
+    decoded = BinaryFrame.decode(BinaryFrame.encode(value))
+    manifest = TensorManifest.from_arrays({name: value})
+    assert manifest == {name: TensorSpec(list(decoded.shape), str(decoded.dtype))}
+    assert check_tensors(manifest, {name: value}) == []
+    assert check_tensors(manifest, [value]) == []
+    assert check_tensors(manifest, {name: decoded}) == []
+
+
+def test_a_non_finite_numpy_scalar_is_reported() -> None:
+    manifest = {"x": TensorSpec([], "float64")}
+    assert check_tensors(manifest, {"x": np.float64("nan")}) == [
+        FieldError(("x",), "non-finite values: 1 NaN and 0 infinite of 1")
+    ]
+
+
+REFUSED: dict[str, tuple[object, str]] = {
+    "list": ([1.0], NOT_AN_ARRAY + "list" + CONVERT_IT),
+    "float": (1.0, NOT_AN_ARRAY + "float" + CONVERT_IT),
+    "str": ("1.0", NOT_AN_ARRAY + "str" + CONVERT_IT),
+    "None": (None, NOT_AN_ARRAY + "NoneType" + CONVERT_IT),
+    "masked array": (
+        np.ma.masked_array([1.0], mask=[True]),
+        "Cannot encode a masked array: the mask would be lost; send .filled(...)",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_what_a_frame_refuses_is_a_type_error_or_a_reported_problem(name: str) -> None:
+    value, message = REFUSED[name]
+    with pytest.raises(TypeError) as by_encode:
+        BinaryFrame.encode(value)  # type: ignore[arg-type]
+    with pytest.raises(TypeError) as by_manifest:
+        TensorManifest.from_arrays({name: value})  # type: ignore[dict-item]
+    assert str(by_encode.value) == str(by_manifest.value) == message
+    manifest = {name: TensorSpec([1], "float64")}
+    assert check_tensors(manifest, {name: value}) == [FieldError((name,), message)]  # type: ignore[dict-item]
+
+
+def test_limits_of_a_frame_hold_for_the_manifest_too() -> None:
+    too_deep = np.zeros((1,) * 11)
+    with pytest.raises(ValueError, match="at most 10") as by_encode:
+        BinaryFrame.encode(too_deep)
+    with pytest.raises(ValueError, match="at most 10") as by_manifest:
+        TensorManifest.from_arrays({"x": too_deep})
+    assert str(by_manifest.value) == str(by_encode.value)
+    manifest = {"x": TensorSpec([1] * 11, "float64")}
+    assert check_tensors(manifest, {"x": too_deep}) == [FieldError(("x",), str(by_encode.value))]

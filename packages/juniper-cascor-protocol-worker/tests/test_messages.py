@@ -7,7 +7,9 @@ import dataclasses
 import json
 import math
 import pickle
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -666,3 +668,29 @@ def test_replace_builds_from_fields_and_with_extra_carries_the_unknown_keys() ->
     assert isinstance(parsed, HeartbeatMessage)
     updated = dataclasses.replace(parsed, timestamp=2.0).with_extra(parsed.extra)
     assert updated.to_wire() == {**with_newer_keys("heartbeat"), "timestamp": 2.0}
+
+
+def test_to_wire_writes_mapping_and_sequence_fields_in_json_types() -> None:
+    counts: defaultdict[str, int] = defaultdict(int, cores=8)
+    register = RegisterMessage(worker_id="w1", capabilities=counts)
+    assert register.to_wire() == {
+        "type": "register",
+        "worker_id": "w1",
+        "capabilities": {"cores": 8},
+    }
+    assert type(register.to_wire()["capabilities"]) is dict
+    assign = TaskAssignMessage(
+        task_id="t",
+        round_id="r",
+        candidate_index=0,
+        candidate_data=OrderedDict(seed=1),
+        training_params=MappingProxyType({"epochs": 2}),  # type: ignore[arg-type]
+        tensor_manifest={},
+    )
+    wire = assign.to_wire()
+    assert json.loads(json.dumps(wire)) == wire
+    assert [type(wire[key]) for key in ("candidate_data", "training_params")] == [dict, dict]
+    result = parse_ok(valid("task_result"))
+    assert isinstance(result, TaskResultMessage)
+    from_tuple = dataclasses.replace(result, all_correlations=(0.5, 0.25))  # type: ignore[arg-type]
+    assert from_tuple.to_wire()["all_correlations"] == [0.5, 0.25]

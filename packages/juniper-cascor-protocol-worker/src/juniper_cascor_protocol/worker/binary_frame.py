@@ -157,8 +157,15 @@ def _unencodable_dtype(dtype: np.dtype[Any]) -> str:
     return f"Cannot encode an array of dtype {dtype}: {reason}"
 
 
-def _as_ndarray(array: object) -> NDArray[Any]:
-    """Accept ndarrays and numpy scalars; refuse anything whose wire dtype would be a guess."""
+def as_frame_array(array: object) -> NDArray[Any]:
+    """``array`` as the plain ndarray a frame carries; ``TypeError`` for what no frame takes.
+
+    An ndarray subclass becomes its base array and a numpy scalar a 0-d array. Anything
+    else is refused, a masked array (its mask would be lost) and a list or ``str`` (numpy
+    would guess the dtype on the wire) included. The one rule of the encoders,
+    :meth:`~juniper_cascor_protocol.worker.TensorManifest.from_arrays` and
+    :func:`~juniper_cascor_protocol.worker.check_tensors`.
+    """
     if isinstance(array, np.ma.MaskedArray):
         raise TypeError("Cannot encode a masked array: the mask would be lost; send .filled(...)")
     if isinstance(array, np.ndarray):
@@ -166,15 +173,20 @@ def _as_ndarray(array: object) -> NDArray[Any]:
     if isinstance(array, np.generic):
         return np.asarray(array)
     raise TypeError(
-        f"BinaryFrame expects a numpy.ndarray, got {type(array).__name__}; convert it with "
-        "numpy.asarray(value, dtype=...) so the dtype on the wire is your choice"
+        f"expected a numpy.ndarray or a numpy scalar, got {type(array).__name__}; convert it "
+        "with numpy.asarray(value, dtype=...) so the dtype on the wire is your choice"
     )
+
+
+def frame_array(array: object) -> NDArray[Any]:
+    """``array`` validated as the encoders validate it: ``TypeError`` or ``ValueError`` likewise."""
+    return _checked(array)[0]
 
 
 def _checked(array: object) -> tuple[NDArray[Any], _WireDtype, int]:
     """Validate an array for encoding; return it, its dtype entry and the whole frame size."""
     if type(array) is not np.ndarray:
-        array = _as_ndarray(array)
+        array = as_frame_array(array)
     assert isinstance(array, np.ndarray)
     wire = _ENCODE_DTYPES.get(array.dtype)
     if wire is None:

@@ -23,7 +23,14 @@ from juniper_cascor_protocol.worker._checks import (
     show,
 )
 from juniper_cascor_protocol.worker._extra import KeepsExtraKeys
-from juniper_cascor_protocol.worker.binary_frame import MAX_NDIM, dtype_from_text, text_of_dtype
+from juniper_cascor_protocol.worker.binary_frame import (
+    MAX_NDIM,
+    BinaryFrame,
+    as_frame_array,
+    dtype_from_text,
+    frame_array,
+    text_of_dtype,
+)
 from juniper_cascor_protocol.worker.field_error import FieldError
 
 __all__ = ["TensorManifest", "TensorSpec", "check_tensors"]
@@ -111,15 +118,20 @@ class TensorManifest:
     """Build, parse and serialise manifests (``dict[str, TensorSpec]``); a namespace."""
 
     @staticmethod
-    def from_arrays(arrays: Mapping[str, NDArray[Any]]) -> dict[str, TensorSpec]:
+    def from_arrays(
+        arrays: Mapping[str, NDArray[Any] | np.generic],
+    ) -> dict[str, TensorSpec]:
         """The manifest describing ``arrays``, in their order (send the frames in that order).
 
-        ``TypeError`` if an array's dtype cannot travel in a binary frame.
+        Takes what :meth:`BinaryFrame.encode` takes (an ndarray or a numpy scalar) and raises
+        what it raises: ``TypeError`` for anything else (a list, a masked array) or a dtype no
+        frame carries, ``ValueError`` for too many dimensions or a frame over the size limit.
         """
-        return {
-            name: TensorSpec(list(array.shape), text_of_dtype(array.dtype))
-            for name, array in arrays.items()
-        }
+        manifest: dict[str, TensorSpec] = {}
+        for name, value in arrays.items():
+            array = frame_array(value)
+            manifest[name] = TensorSpec(list(array.shape), text_of_dtype(array.dtype))
+        return manifest
 
     @staticmethod
     def parse(obj: object, path: Path = ()) -> dict[str, TensorSpec] | list[FieldError]:
@@ -145,7 +157,7 @@ class TensorManifest:
 
 def check_tensors(
     manifest: Mapping[str, TensorSpec],
-    arrays: Mapping[str, NDArray[Any]] | Sequence[NDArray[Any]],
+    arrays: Mapping[str, NDArray[Any] | np.generic] | Sequence[NDArray[Any] | np.generic],
     *,
     allow_non_finite: bool = False,
 ) -> list[FieldError]:
@@ -155,6 +167,10 @@ def check_tensors(
     names, or a sequence of arrays in frame order, checked for its length. Each array is
     checked for its shape and dtype and, unless ``allow_non_finite``, for NaN and infinities
     (Cascade-Correlation cannot train on them). Paths start with the tensor name.
+
+    An array is what :meth:`BinaryFrame.encode` takes (an ndarray or a numpy scalar); anything
+    else, a masked array included, is reported rather than raised, and so is an array whose
+    frame :meth:`BinaryFrame.encode` would refuse (over the size limit, say).
     """
     errors: list[FieldError] = []
     names = list(manifest)
@@ -194,10 +210,12 @@ def check_tensors(
 
 
 def _check_array(
-    name: str, spec: TensorSpec, array: object, *, allow_non_finite: bool
+    name: str, spec: TensorSpec, value: object, *, allow_non_finite: bool
 ) -> list[FieldError]:
-    if not isinstance(array, np.ndarray):
-        return [FieldError((name,), f"expected a numpy.ndarray, got {type(array).__name__}")]
+    try:
+        array = as_frame_array(value)
+    except TypeError as exc:
+        return [FieldError((name,), str(exc))]
     errors = []
     if tuple(spec.shape) != array.shape:
         errors.append(
@@ -209,6 +227,11 @@ def _check_array(
         errors.append(FieldError((name, "dtype"), message))
     elif array.dtype != expected:
         errors.append(FieldError((name, "dtype"), f"expected {spec.dtype}, got {array.dtype}"))
+    if not errors:
+        try:
+            BinaryFrame.encoded_size(array)  # what the manifest promises may still not travel
+        except (TypeError, ValueError) as exc:
+            errors.append(FieldError((name,), str(exc)))
     if not allow_non_finite and array.dtype.kind in "fc" and not np.isfinite(array).all():
         nan = int(np.count_nonzero(np.isnan(array)))
         infinite = int(np.count_nonzero(np.isinf(array)))

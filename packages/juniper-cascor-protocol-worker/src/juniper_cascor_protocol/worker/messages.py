@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -122,7 +122,13 @@ def _bool(value: object, path: Path, errors: list[FieldError]) -> object:
 
 
 def _copy(value: Any) -> Any:
-    return type(value)(value) if isinstance(value, dict | list) else value
+    """A shallow copy in JSON's own types: any mapping (a ``defaultdict`` too) becomes a
+    plain ``dict``, a list or tuple a ``list``; other values are returned as they are."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, list | tuple):
+        return list(value)
+    return value
 
 
 def _manifest_to_wire(value: Any) -> Any:
