@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+import tracemalloc
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from hypothesis import strategies as st
 from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
 from juniper_cascor_protocol.envelope.builders import to_wire_json
 from juniper_cascor_protocol.envelope.chunking import (
+    CHUNK_OVERHEAD_BYTES,
     MIN_FRAME_BYTES,
     MIN_PAYLOAD_BYTES,
     STAMP_HEADROOM,
@@ -23,7 +26,7 @@ from juniper_cascor_protocol.envelope.chunking import (
     ReassemblyStatus,
     RejectReason,
 )
-from juniper_cascor_protocol.envelope.sequence import MAX_SEQ
+from juniper_cascor_protocol.envelope.sequence import MAX_SEQ, SequenceTracker
 from juniper_cascor_protocol.envelope.training import (
     CandidateProgressEnvelope,
     CascadeAddEnvelope,
@@ -129,12 +132,17 @@ def as_chunks(frames: list[BaseEnvelope]) -> list[ChunkedMessageEnvelope]:
 
 
 def held_bytes(reassembler: Reassembler) -> int:
-    """Payload bytes actually buffered, counted independently of the reassembler's own tally."""
+    """Bytes charged for what is buffered, counted independently of the reassembler's tally."""
     return sum(
-        len(payload.encode("utf-8", "surrogatepass"))
+        len(payload) + CHUNK_OVERHEAD_BYTES
         for partial in reassembler._partials.values()
         for payload in partial.parts.values()
     )
+
+
+def cost(payload: str) -> int:
+    """What buffering one chunk of ``payload`` is charged."""
+    return len(payload.encode("utf-8")) + CHUNK_OVERHEAD_BYTES
 
 
 class TestChunker:
@@ -294,7 +302,8 @@ class TestReassemblerOutcomes:
         assert done.envelope == validate_envelope_json('{"type": "metrics')
 
     def test_single_chunk_message_completes_at_once(self) -> None:
-        done = Reassembler().feed(chunk(total=1, payload='{"type":"state","timestamp":3}'))
+        payload = '{"type":"state","timestamp":3}'
+        done = Reassembler().feed(chunk(total=1, payload=payload, original_type="state"))
         assert done.status is ReassemblyStatus.COMPLETE
         assert isinstance(done.envelope, StateEnvelope)
 
@@ -354,7 +363,8 @@ class TestReassemblerOutcomes:
         assert reassembler.stats().rejected == {RejectReason.HEADER_TOO_LONG: 100}
 
     def test_message_growing_past_its_cap_is_rejected(self) -> None:
-        reassembler = Reassembler(max_message_bytes=100, max_buffered_bytes=100)
+        cap = 2 * CHUNK_OVERHEAD_BYTES + 100
+        reassembler = Reassembler(max_message_bytes=cap, max_buffered_bytes=cap)
         assert reassembler.feed(chunk(index=0, total=3, payload="a" * 60)).status is (
             ReassemblyStatus.PENDING
         )
@@ -376,10 +386,199 @@ class TestReassemblerOutcomes:
         assert reassembler.feed(chunk(index=0, payload="\ud800")).status is (
             ReassemblyStatus.PENDING
         )
-        assert reassembler.buffered_bytes == 3
+        assert reassembler.buffered_bytes == 3 + CHUNK_OVERHEAD_BYTES
         done = reassembler.feed(chunk(index=1, payload="}"))
         assert done.status is ReassemblyStatus.COMPLETE
         assert isinstance(done.envelope, UnknownEnvelope)
+
+
+class TestReassemblerOriginalType:
+    """The rebuilt message must be what its chunks said it is."""
+
+    def test_chunks_labelled_metrics_cannot_deliver_initial_metrics(self) -> None:
+        """The README's consumer loop would reseed its tracker from the smuggled frame."""
+        smuggled = InitialMetricsEnvelope(
+            timestamp=1.0, data=InitialMetricsData(count=0, current_seq=999_999)
+        )
+        tracker, reassembler = SequenceTracker(), Reassembler()
+        tracker.seed(5)
+        for part in chunks_of(to_wire_json(smuggled), 3):  # original_type "metrics"
+            outcome = reassembler.feed(part)
+            if outcome.status is ReassemblyStatus.COMPLETE and outcome.envelope is not None:
+                tracker.observe(outcome.envelope)
+        assert outcome == ReassemblyResult(
+            ReassemblyStatus.REJECTED, reason=RejectReason.ORIGINAL_TYPE_MISMATCH, chunk_id="m1"
+        )
+        assert tracker.last_seq == 5
+        stats = reassembler.stats()
+        assert (stats.completed, stats.in_flight, stats.buffered_bytes) == (0, 0, 0)
+        late = reassembler.feed(chunks_of(to_wire_json(smuggled), 3)[0])
+        assert late.reason is RejectReason.ALREADY_REJECTED
+
+    @pytest.mark.parametrize(
+        ("original_type", "payload"),
+        [
+            ("metrics", '{"type":"state","timestamp":1}'),
+            ("metrics", '{"type":"initial_metrics","timestamp":1,"data":{}}'),  # invalid one
+            ("metrics", '{"type":"custom_kind","timestamp":1}'),
+            ("custom_kind", '{"type":"metrics","timestamp":1}'),
+            ("chunked_message", '{"type":"metrics","timestamp":1}'),
+        ],
+    )
+    @pytest.mark.parametrize("total", [1, 2])
+    def test_a_contradicting_type_is_rejected(
+        self, original_type: str, payload: str, total: int
+    ) -> None:
+        reassembler = Reassembler()
+        parts = [
+            chunk(index=i, total=total, payload=p, original_type=original_type)
+            for i, p in enumerate([payload[:5], payload[5:]] if total == 2 else [payload])
+        ]
+        outcomes = [reassembler.feed(part) for part in parts]
+        assert (outcomes[-1].status, outcomes[-1].reason) == (
+            ReassemblyStatus.REJECTED,
+            RejectReason.ORIGINAL_TYPE_MISMATCH,
+        )
+        assert outcomes[-1].envelope is None
+
+    @pytest.mark.parametrize(
+        ("original_type", "payload", "rebuilt_type"),
+        [
+            ("metrics", '{"type":"metrics","timestamp":1}', "metrics"),
+            ("metrics", '{"type":"metrics","timestamp":"1"}', "metrics"),  # invalid: unknown
+            ("metrics", '{"type": "metr', "_malformed_json"),
+            ("metrics", "[1, 2]", "_not_an_object"),
+            ("metrics", '{"timestamp":1}', "_missing_type"),
+            ("kind_a", '{"type":"kind_b","timestamp":1}', "kind_b"),  # both merely unknown
+        ],
+    )
+    def test_an_agreeing_or_typeless_original_completes(
+        self, original_type: str, payload: str, rebuilt_type: str
+    ) -> None:
+        done = Reassembler().feed(chunk(total=1, payload=payload, original_type=original_type))
+        assert done.status is ReassemblyStatus.COMPLETE
+        assert done.envelope is not None
+        assert done.envelope.type == rebuilt_type
+
+
+class TestReassemblerLateChunks:
+    """Chunks of a message already delivered: copies are duplicates, anything else conflicts."""
+
+    @pytest.fixture
+    def delivered(self) -> tuple[Reassembler, list[ChunkedMessageEnvelope]]:
+        parts = chunks_of(to_wire_json(MetricsEnvelope(timestamp=1.0, data={"x": 1})), 3)
+        reassembler = Reassembler()
+        outcomes = [reassembler.feed(part) for part in parts]
+        assert outcomes[-1].status is ReassemblyStatus.COMPLETE
+        return reassembler, parts
+
+    @pytest.mark.parametrize("index", [0, 1, 2])
+    def test_an_identical_copy_is_a_duplicate(
+        self, delivered: tuple[Reassembler, list[ChunkedMessageEnvelope]], index: int
+    ) -> None:
+        reassembler, parts = delivered
+        assert reassembler.feed(parts[index]).status is ReassemblyStatus.DUPLICATE
+        assert reassembler.stats().duplicates == 1
+
+    @pytest.mark.parametrize(
+        ("changes", "reason"),
+        [
+            ({"payload": "tampered"}, RejectReason.CONFLICTING_DUPLICATE),
+            ({"payload": ""}, RejectReason.CONFLICTING_DUPLICATE),
+            ({"total_chunks": 4}, RejectReason.TOTAL_MISMATCH),
+            ({"original_type": "initial_metrics"}, RejectReason.TYPE_MISMATCH),
+        ],
+    )
+    def test_a_different_chunk_is_a_conflict_not_a_duplicate(
+        self,
+        delivered: tuple[Reassembler, list[ChunkedMessageEnvelope]],
+        changes: dict[str, Any],
+        reason: RejectReason,
+    ) -> None:
+        reassembler, parts = delivered
+        changed = parts[1].model_copy(update={"data": parts[1].data.model_copy(update=changes)})
+        outcome = reassembler.feed(changed)
+        assert outcome == ReassemblyResult(ReassemblyStatus.REJECTED, reason=reason, chunk_id="m1")
+        # The delivered message stays remembered: an identical copy is still a duplicate.
+        assert reassembler.feed(parts[1]).status is ReassemblyStatus.DUPLICATE
+        assert (reassembler.in_flight, reassembler.buffered_bytes) == (0, 0)
+
+    def test_a_late_chunk_of_a_single_chunk_message_is_judged_too(self) -> None:
+        reassembler = Reassembler()
+        only = chunk(total=1, payload='{"type":"metrics","timestamp":1}')
+        assert reassembler.feed(only).status is ReassemblyStatus.COMPLETE
+        assert reassembler.feed(only).status is ReassemblyStatus.DUPLICATE
+        other = chunk(total=1, payload='{"type":"metrics","timestamp":2}')
+        assert reassembler.feed(other).reason is RejectReason.CONFLICTING_DUPLICATE
+        beyond = chunk(index=1, total=1, payload="x")
+        assert reassembler.feed(beyond).reason is RejectReason.INDEX_OUT_OF_RANGE
+
+
+def traced_growth(action: Callable[[], object]) -> int:
+    """Bytes still allocated after ``action`` that were not before, by ``tracemalloc``."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        action()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+# What each message in flight may hold besides its chunks (short ids here), as documented.
+PER_MESSAGE_BOOKKEEPING = 1024
+
+
+class TestReassemblerMemory:
+    """The byte caps bound the memory really held, measured with ``tracemalloc``."""
+
+    @pytest.mark.parametrize("widest", ["x", "\u00e9", "\u20ac", "\U0001f600"])
+    def test_buffered_memory_stays_within_buffered_bytes_whatever_the_characters(
+        self, widest: str
+    ) -> None:
+        """One character outside Latin-1 makes CPython store a whole str at 2 or 4 bytes each."""
+        reassembler = Reassembler()
+
+        def payload(index: int) -> str:  # a new str per chunk, as decoded from each frame
+            return f"{index:02d}" + "y" * 65_536 + widest
+
+        def buffer_32_chunks() -> None:
+            for index in range(32):
+                assert reassembler.feed(chunk("m", index, 33, payload(index))).status is (
+                    ReassemblyStatus.PENDING
+                )
+
+        held = traced_growth(buffer_32_chunks)
+        assert reassembler.buffered_bytes == 32 * cost(payload(0))
+        assert held <= reassembler.buffered_bytes + PER_MESSAGE_BOOKKEEPING
+
+    def test_a_flood_of_tiny_chunks_stays_within_buffered_bytes(self) -> None:
+        reassembler = Reassembler(max_messages_in_flight=16)
+
+        def buffer_tiny_chunks() -> None:
+            for message in range(16):
+                for index in range(1000):
+                    reassembler.feed(chunk(f"m{message}", index, 4096, "\U0001f600"))
+
+        held = traced_growth(buffer_tiny_chunks)
+        assert reassembler.in_flight == 16
+        assert reassembler.buffered_bytes == 16_000 * cost("\U0001f600")
+        assert held <= reassembler.buffered_bytes + 16 * PER_MESSAGE_BOOKKEEPING
+
+    def test_remembering_delivered_messages_costs_what_is_documented(self) -> None:
+        """``max_remembered_ids * (4 * chunks + 2 KiB)``: 4 bytes per chunk to judge late ones."""
+        reassembler = Reassembler(max_remembered_ids=16)
+        text = to_wire_json(MetricsEnvelope(timestamp=1.0, data={"s": "z" * 1000}))
+
+        def deliver_32_messages() -> None:
+            for message in range(32):
+                for part in chunks_of(text, 200, chunk_id=f"{uuid.UUID(int=message)}"):
+                    reassembler.feed(part)
+
+        held = traced_growth(deliver_32_messages)
+        assert reassembler.stats().completed == 32
+        assert reassembler.stats().remembered_ids == 16
+        assert held <= 16 * (4 * 200 + 2048)
 
 
 class TestReassemblerBounds:
@@ -393,12 +592,13 @@ class TestReassemblerBounds:
         assert reassembler.feed(chunk("c", index=1)).status is ReassemblyStatus.COMPLETE
 
     def test_oldest_messages_are_evicted_to_respect_the_byte_cap(self) -> None:
-        reassembler = Reassembler(max_message_bytes=100, max_buffered_bytes=150)
+        one = cost("a" * 60)
+        reassembler = Reassembler(max_message_bytes=2 * one, max_buffered_bytes=2 * one + 30)
         reassembler.feed(chunk("a", payload="a" * 60))
         reassembler.feed(chunk("b", payload="b" * 60))
-        assert reassembler.buffered_bytes == 120
+        assert reassembler.buffered_bytes == 2 * one
         reassembler.feed(chunk("c", payload="c" * 60))
-        assert reassembler.buffered_bytes == 120
+        assert reassembler.buffered_bytes == 2 * one
         assert reassembler.feed(chunk("a", index=1)).reason is RejectReason.EVICTED
         # The message being extended is never its own victim.
         reassembler.feed(chunk("c", index=1, total=3, payload="c" * 10))
@@ -495,8 +695,8 @@ class TestReassemblerBounds:
         now = [0.0]
         reassembler = Reassembler(
             max_chunks_per_message=5,
-            max_message_bytes=300,
-            max_buffered_bytes=600,
+            max_message_bytes=800,
+            max_buffered_bytes=1600,
             max_messages_in_flight=3,
             max_age_seconds=5.0,
             max_remembered_ids=4,
@@ -509,7 +709,7 @@ class TestReassemblerBounds:
             statuses.append(outcome.status)
             assert (outcome.status is ReassemblyStatus.REJECTED) == (outcome.reason is not None)
             assert reassembler.in_flight <= 3
-            assert reassembler.buffered_bytes == held_bytes(reassembler) <= 600
+            assert reassembler.buffered_bytes == held_bytes(reassembler) <= 1600
             assert reassembler.stats().remembered_ids <= 4
         stats = reassembler.stats()
         assert stats.chunks == len(frames)

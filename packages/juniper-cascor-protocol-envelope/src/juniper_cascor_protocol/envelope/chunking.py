@@ -7,14 +7,16 @@ added later by the broadcaster — is at most ``max_frame_bytes`` UTF-8 bytes. J
 payloads in ``chunk_index`` order gives the original's wire JSON exactly.
 
 Consumer: :class:`Reassembler` collects chunks per ``chunk_id`` within hard caps on chunks,
-bytes, messages in flight, age and remembered ids, and reports every outcome as a
-:class:`ReassemblyResult` — it never raises on received frames.
+bytes of memory, messages in flight, age and remembered ids, checks the rebuilt message against
+the chunks' ``original_type``, and reports every outcome as a :class:`ReassemblyResult` — it
+never raises on received frames.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,11 +27,13 @@ from typing import Final
 from pydantic_core import to_json
 
 from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
+from juniper_cascor_protocol.envelope.labels import RESERVED_LABELS
 from juniper_cascor_protocol.envelope.sequence import MAX_SEQ
 from juniper_cascor_protocol.envelope.training import ChunkedMessageData, ChunkedMessageEnvelope
-from juniper_cascor_protocol.envelope.validate import validate_envelope_json
+from juniper_cascor_protocol.envelope.validate import KNOWN_ENVELOPES, validate_envelope_json
 
 __all__ = [
+    "CHUNK_OVERHEAD_BYTES",
     "DEFAULT_MAX_AGE_SECONDS",
     "DEFAULT_MAX_BUFFERED_BYTES",
     "DEFAULT_MAX_CHUNKS_PER_MESSAGE",
@@ -79,6 +83,13 @@ DEFAULT_MAX_AGE_SECONDS = 60.0
 DEFAULT_MAX_REMEMBERED_IDS = 1024
 DEFAULT_MAX_HEADER_CHARS = 128
 """Longest accepted ``chunk_id`` and ``original_type`` (a UUID4 string is 36)."""
+
+CHUNK_OVERHEAD_BYTES: Final = 128
+"""Bytes a :class:`Reassembler` charges per buffered chunk on top of its payload's UTF-8 size.
+
+A buffered chunk costs CPython a ``bytes`` header, an ``int`` index and a dict slot: under 90
+bytes, measured. Charging it to the caps keeps a flood of tiny chunks within them too.
+"""
 
 
 def _new_chunk_id() -> str:
@@ -202,7 +213,7 @@ class ReassemblyStatus(StrEnum):
     COMPLETE = "complete"
     """Last chunk arrived: ``envelope`` is the rebuilt original."""
     DUPLICATE = "duplicate"
-    """An identical copy of a stored chunk, or a chunk of a message already completed: ignored."""
+    """An identical copy of a chunk stored or already delivered in a completed message: ignored."""
     REJECTED = "rejected"
     """See ``reason``; any data buffered for this ``chunk_id`` has been freed."""
 
@@ -221,9 +232,16 @@ class RejectReason(StrEnum):
     TYPE_MISMATCH = "type_mismatch"
     """``original_type`` differs from earlier chunks of the same ``chunk_id``."""
     CONFLICTING_DUPLICATE = "conflicting_duplicate"
-    """A second chunk with the same index but a different payload."""
+    """A second chunk with the same index but a different payload.
+
+    Like the two reasons above, also reported for a late chunk of a message already completed
+    (which stays delivered and remembered as completed)."""
+    ORIGINAL_TYPE_MISMATCH = "original_type_mismatch"
+    """The rebuilt message's ``type`` contradicts the chunks' ``original_type``: nothing is
+    delivered (see :class:`Reassembler` for what counts as a contradiction)."""
     MESSAGE_TOO_LARGE = "message_too_large"
-    """The payloads of one message add up to more than ``max_message_bytes``."""
+    """The chunks of one message would hold more than ``max_message_bytes`` (payload UTF-8
+    bytes plus :data:`CHUNK_OVERHEAD_BYTES` per chunk)."""
     ALREADY_REJECTED = "already_rejected"
     """A chunk of a message rejected earlier (for any of the reasons above)."""
     EXPIRED = "expired"
@@ -266,41 +284,81 @@ class _Partial:
     total: int
     original_type: str
     started: float
-    parts: dict[int, str] = field(default_factory=dict)
+    parts: dict[int, bytes] = field(default_factory=dict)
+    """Payloads as UTF-8: one byte per byte counted, whatever characters a str would need."""
     size: int = 0
+    """Bytes charged: payload sizes plus :data:`CHUNK_OVERHEAD_BYTES` per chunk."""
 
 
-_COMPLETED = "completed"
+@dataclass(frozen=True, slots=True)
+class _Completed:
+    """What is remembered of a delivered message: enough to judge its late chunks."""
+
+    total: int
+    original_type: str
+    digests: array[int]
+    """A 32-bit digest of each chunk's payload, by index (4 bytes per chunk)."""
 
 
-def _payload_size(payload: str) -> int:
+def _encoded(payload: str) -> bytes:
     # ``surrogatepass``: a locally built payload may hold lone surrogates; never raise on it.
-    return len(payload.encode("utf-8", "surrogatepass"))
+    return payload.encode("utf-8", "surrogatepass")
+
+
+def _digest(part: bytes) -> int:
+    # Python's keyed hash of bytes, cut to 32 bits: a collision only reports a conflicting
+    # late chunk as a duplicate, and both are dropped.
+    return hash(part) & 0xFFFFFFFF
+
+
+def _contradicts(rebuilt_type: str, original_type: str) -> bool:
+    """Whether a rebuilt message of ``rebuilt_type`` is not what chunks of ``original_type`` said.
+
+    Equal types agree, and so does a reserved label (an original without a usable ``type``:
+    not JSON, not an object...), reported as the usual :class:`UnknownEnvelope`. Otherwise they
+    contradict when either is a known type: two unknown types are both just unknown, and
+    their labels may differ from the raw string anyway.
+    """
+    if rebuilt_type == original_type or rebuilt_type in RESERVED_LABELS:
+        return False
+    return rebuilt_type in KNOWN_ENVELOPES or original_type in KNOWN_ENVELOPES
 
 
 class Reassembler:
     """Rebuilds chunked envelopes of one connection, within hard memory and time bounds.
 
-    Feed every received envelope to :meth:`feed`. Bounds (all configurable):
+    Feed every received envelope to :meth:`feed`. Payloads are held as UTF-8 ``bytes``, and
+    each buffered chunk is charged its payload's size plus :data:`CHUNK_OVERHEAD_BYTES`, so the
+    byte caps bound memory, not characters. Bounds (all configurable), with what each costs at
+    worst in CPython:
 
+    - ``max_buffered_bytes`` (all messages): the memory of every buffered chunk together;
+    - ``max_message_bytes``: the same for one ``chunk_id``. When the last chunk arrives, the
+      payloads are joined into one ``bytes`` of at most this size, parsed, and freed; the
+      rebuilt envelope is as large as the message would be had it come whole;
+    - ``max_messages_in_flight``: when a new message would exceed it, or a new chunk
+      ``max_buffered_bytes``, the *oldest* incomplete messages are evicted, so a peer that
+      drops chunks cannot block later messages. Each message in flight also holds its
+      ``chunk_id`` and ``original_type`` and under 1 KiB of bookkeeping;
     - ``max_chunks_per_message``: larger ``total_chunks`` is rejected on its first chunk;
-    - ``max_message_bytes``: UTF-8 bytes of payload buffered for one ``chunk_id``;
-    - ``max_messages_in_flight`` and ``max_buffered_bytes`` (all messages): when a new chunk
-      would exceed either, the *oldest* incomplete messages are evicted, so a peer that drops
-      chunks cannot block later messages;
     - ``max_age_seconds``: an incomplete message older than this (since its first chunk, by
       ``clock``, which must be monotonic) is dropped on the next :meth:`feed` or :meth:`expire`;
     - ``max_remembered_ids``: completed, rejected, expired and evicted ids are remembered
-      (oldest forgotten first) so their late chunks are reported instead of buffered again;
-    - ``max_header_chars``: longer ``chunk_id``/``original_type`` are rejected, not stored.
+      (oldest forgotten first) so their late chunks are reported instead of buffered again. A
+      completed one also keeps its ``original_type`` and 4 bytes per chunk, to tell a late
+      copy (``DUPLICATE``) from a conflicting chunk: at most
+      ``max_remembered_ids * (4 * max_chunks_per_message + 2 KiB)``, 18 MiB at the defaults;
+    - ``max_header_chars``: longer ``chunk_id``/``original_type`` are rejected, not stored (a
+      character costs CPython at most 4 bytes).
 
-    Hence at most ``max_buffered_bytes`` of payload, plus
-    ``max_messages_in_flight * max_chunks_per_message`` small entries and
-    ``max_remembered_ids`` short ids, are held.
     The rebuilt JSON goes through ``validate_envelope_json``, so a bad original comes back as an
-    ``UnknownEnvelope``; it is not reassembled again if it is itself a chunk. The original's
-    own ``seq`` (none, from :class:`BroadcastBuilder`) is kept as rebuilt. Not thread-safe:
-    one connection has one reader.
+    ``UnknownEnvelope``; it is not reassembled again if it is itself a chunk. It must agree with
+    the chunks' ``original_type``: when either names one of the ten known types, the rebuilt
+    ``type`` must be that type, or a reserved label (an original without a usable ``type``);
+    otherwise the message is rejected with ``ORIGINAL_TYPE_MISMATCH`` and nothing is delivered,
+    so chunks labelled ``metrics`` cannot deliver an ``initial_metrics``. The original's own
+    ``seq`` (none, from :class:`BroadcastBuilder`) is kept as rebuilt. Not thread-safe: one
+    connection has one reader.
     """
 
     def __init__(
@@ -342,7 +400,7 @@ class Reassembler:
         self._clock = clock
         # Insertion order is arrival order of each message's first chunk: oldest first.
         self._partials: OrderedDict[str, _Partial] = OrderedDict()
-        self._closed: OrderedDict[str, str] = OrderedDict()
+        self._closed: OrderedDict[str, RejectReason | _Completed] = OrderedDict()
         self._buffered = 0
         self._chunks = 0
         self._passthrough = 0
@@ -404,11 +462,10 @@ class Reassembler:
         if len(chunk_id) > self._max_header:
             return self._reject(RejectReason.HEADER_TOO_LONG, None)  # too long to remember
         closed = self._closed.get(chunk_id)
+        if isinstance(closed, _Completed):
+            return self._late_chunk(chunk, closed)
         if closed is not None:
-            if closed == _COMPLETED:
-                self._duplicates += 1
-                return ReassemblyResult(ReassemblyStatus.DUPLICATE, chunk_id=chunk_id)
-            reason = RejectReason(closed)
+            reason = closed
             if reason not in (RejectReason.EXPIRED, RejectReason.EVICTED):
                 reason = RejectReason.ALREADY_REJECTED
             return self._reject(reason, chunk_id)
@@ -418,13 +475,14 @@ class Reassembler:
             return self._close_rejected(RejectReason.TOO_MANY_CHUNKS, chunk_id)
         if chunk.chunk_index >= chunk.total_chunks:
             return self._close_rejected(RejectReason.INDEX_OUT_OF_RANGE, chunk_id)
-        size = _payload_size(chunk.payload)
+        data = _encoded(chunk.payload)
+        size = len(data) + CHUNK_OVERHEAD_BYTES
         partial = self._partials.get(chunk_id)
         if partial is None:
             if size > self._max_message_bytes:
                 return self._close_rejected(RejectReason.MESSAGE_TOO_LARGE, chunk_id)
             if chunk.total_chunks == 1:
-                return self._complete(chunk_id, chunk.payload)
+                return self._complete(chunk_id, chunk.original_type, [data])
             partial = _Partial(chunk.total_chunks, chunk.original_type, self._clock())
             while len(self._partials) >= self._max_in_flight:
                 self._evict_oldest()
@@ -436,7 +494,7 @@ class Reassembler:
                 return self._close_rejected(RejectReason.TYPE_MISMATCH, chunk_id)
             stored = partial.parts.get(chunk.chunk_index)
             if stored is not None:
-                if stored == chunk.payload:
+                if stored == data:
                     self._duplicates += 1
                     return ReassemblyResult(ReassemblyStatus.DUPLICATE, chunk_id=chunk_id)
                 return self._close_rejected(RejectReason.CONFLICTING_DUPLICATE, chunk_id)
@@ -444,20 +502,41 @@ class Reassembler:
                 return self._close_rejected(RejectReason.MESSAGE_TOO_LARGE, chunk_id)
         while self._buffered + size > self._max_buffered_bytes:
             self._evict_oldest(keep=chunk_id)
-        partial.parts[chunk.chunk_index] = chunk.payload
+        partial.parts[chunk.chunk_index] = data
         partial.size += size
         self._buffered += size
         if len(partial.parts) < partial.total:
             return ReassemblyResult(ReassemblyStatus.PENDING, chunk_id=chunk_id)
-        text = "".join(partial.parts[index] for index in range(partial.total))
+        parts = [partial.parts[index] for index in range(partial.total)]
         self._drop(chunk_id, None)
-        return self._complete(chunk_id, text)
+        return self._complete(chunk_id, partial.original_type, parts)
 
-    def _complete(self, chunk_id: str, text: str) -> ReassemblyResult:
-        self._remember(chunk_id, _COMPLETED)
+    def _complete(self, chunk_id: str, original_type: str, parts: list[bytes]) -> ReassemblyResult:
+        # Bytes, not text: pydantic parses them as they are (``json.loads`` decodes them with
+        # ``surrogatepass`` if it must), so the result is the joined text's.
+        original = validate_envelope_json(b"".join(parts))
+        if _contradicts(original.type, original_type):
+            return self._close_rejected(RejectReason.ORIGINAL_TYPE_MISMATCH, chunk_id)
+        digests = array("I", [_digest(part) for part in parts])
+        self._remember(chunk_id, _Completed(len(parts), original_type, digests))
         self._completed += 1
-        original = validate_envelope_json(text)
         return ReassemblyResult(ReassemblyStatus.COMPLETE, envelope=original, chunk_id=chunk_id)
+
+    def _late_chunk(self, chunk: ChunkedMessageData, completed: _Completed) -> ReassemblyResult:
+        """A chunk of a delivered message: a copy of one of its chunks, or a conflict."""
+        if chunk.total_chunks != completed.total:
+            reason = RejectReason.TOTAL_MISMATCH
+        elif chunk.original_type != completed.original_type:
+            reason = RejectReason.TYPE_MISMATCH
+        elif chunk.chunk_index >= completed.total:
+            reason = RejectReason.INDEX_OUT_OF_RANGE
+        elif _digest(_encoded(chunk.payload)) != completed.digests[chunk.chunk_index]:
+            reason = RejectReason.CONFLICTING_DUPLICATE
+        else:
+            self._duplicates += 1
+            return ReassemblyResult(ReassemblyStatus.DUPLICATE, chunk_id=chunk.chunk_id)
+        # The message stays delivered: later identical copies are still duplicates.
+        return self._reject(reason, chunk.chunk_id)
 
     def _reject(self, reason: RejectReason, chunk_id: str | None) -> ReassemblyResult:
         self._rejected[reason] += 1
@@ -480,7 +559,7 @@ class Reassembler:
         if reason is not None:
             self._remember(chunk_id, reason)
 
-    def _remember(self, chunk_id: str, outcome: str) -> None:
+    def _remember(self, chunk_id: str, outcome: RejectReason | _Completed) -> None:
         if self._max_remembered == 0:
             return
         self._closed[chunk_id] = outcome
