@@ -145,7 +145,7 @@ _MANIFEST = _rule(check_manifest, to_wire=_manifest_to_wire)
 class _Field:
     """How one dataclass field is read from and written to the wire."""
 
-    __slots__ = ("check", "name", "nullable", "optional", "to_wire")
+    __slots__ = ("check", "name", "nullable", "optional", "to_wire", "written_as_null")
 
     def __init__(self, spec: dataclasses.Field[Any]) -> None:
         self.name = spec.name
@@ -153,8 +153,13 @@ class _Field:
         self.to_wire: Callable[[Any], Any] = spec.metadata["to_wire"]
         # Absent allowed only with a default; null allowed where the default is None or the
         # type says so (a required "str | None" field must be present but may be null).
-        self.optional = spec.default is not dataclasses.MISSING
+        self.optional = (
+            spec.default is not dataclasses.MISSING
+            or spec.default_factory is not dataclasses.MISSING
+        )
         self.nullable = self.optional or spec.metadata.get("nullable", False)
+        # Written even when None (as null), like the peers that always send the field.
+        self.written_as_null = spec.metadata.get("written_as_null", False)
 
 
 # --- the messages -------------------------------------------------------------------------------
@@ -174,7 +179,7 @@ class WorkerMessage(KeepsExtraKeys):
         wire: dict[str, Any] = {"type": self.TYPE.value}
         for spec in self._FIELDS:
             value = getattr(self, spec.name)
-            if value is None and spec.optional:
+            if value is None and spec.optional and not spec.written_as_null:
                 continue
             wire[spec.name] = spec.to_wire(value)
         for key, value in self.extra.items():
@@ -306,23 +311,28 @@ class TaskAssignMessage(WorkerMessage):
 class TaskResultMessage(WorkerMessage):
     """Worker → server: a trained candidate; one binary frame per manifest entry follows.
 
-    ``correlation`` is in [0, 1]; ``all_correlations``, ``numerator`` and ``denominator`` are
-    finite; ``epochs_completed`` is >= 0; ``error_message`` must be present and may be null.
+    Required, as juniper-cascor requires them: ``task_id``, ``candidate_id``, ``correlation``
+    (in [0, 1]), ``success`` and ``epochs_completed`` (>= 0). The rest is optional:
+    ``all_correlations``, ``numerator`` and ``denominator`` are finite. An absent
+    ``error_message`` is written as null and an absent ``tensor_manifest`` (no frames follow)
+    as ``{}``, as juniper-cascor-worker always sends both.
     """
 
     task_id: str = field(metadata=_rule(_any_str))
     candidate_id: int = field(metadata=_rule(_any_int))
-    candidate_uuid: str = field(metadata=_rule(_any_str))
     correlation: float = field(metadata=_rule(_unit_interval))
     success: bool = field(metadata=_rule(_bool))
     epochs_completed: int = field(metadata=_rule(_count))
-    activation_name: str = field(metadata=_rule(_any_str))
-    all_correlations: list[float] = field(metadata=_rule(check_float_list))
-    numerator: float = field(metadata=_rule(_number))
-    denominator: float = field(metadata=_rule(_number))
-    best_corr_idx: int = field(metadata=_rule(_any_int))
-    error_message: str | None = field(metadata={**_rule(_any_str), "nullable": True})
-    tensor_manifest: dict[str, TensorSpec] = field(metadata=_MANIFEST)
+    candidate_uuid: str | None = field(default=None, metadata=_rule(_any_str))
+    activation_name: str | None = field(default=None, metadata=_rule(_any_str))
+    all_correlations: list[float] | None = field(default=None, metadata=_rule(check_float_list))
+    numerator: float | None = field(default=None, metadata=_rule(_number))
+    denominator: float | None = field(default=None, metadata=_rule(_number))
+    best_corr_idx: int | None = field(default=None, metadata=_rule(_any_int))
+    error_message: str | None = field(
+        default=None, metadata={**_rule(_any_str), "written_as_null": True}
+    )
+    tensor_manifest: dict[str, TensorSpec] = field(default_factory=dict, metadata=_MANIFEST)
 
 
 @_message(WorkerMessageType.RESULT_ACK)
