@@ -14,7 +14,9 @@ from juniper_cascor_protocol.envelope import (
     ChunkRejected,
     ConnectionEstablishedEnvelope,
     EnvelopeReceived,
+    Established,
     FrameRefused,
+    IncompatibleVersion,
     InitialMetricsEnvelope,
     MetricsEnvelope,
     PingReceived,
@@ -185,6 +187,18 @@ def test_a_chunked_initial_metrics_reseeds_when_it_completes() -> None:
     assert final.envelope.data.count == 200
     next_frame = producer.broadcast(MetricsEnvelope, {}, now=NOW, monotonic=0.0)
     assert not any(isinstance(event, SeqAnomaly) for event in feed(consumer, next_frame))
+
+
+def test_the_greeting_reports_the_servers_protocol_version_instead_of_delivering_it() -> None:
+    consumer = TrainingConsumerSession()
+    readable = TrainingProducerSession(server_version="1.4.0").subscribe(now=NOW, monotonic=0.0)
+    assert consumer.receive(readable[0], now=0.0) == [Established("1.4.0", PROTOCOL_VERSION)]
+    newer = TrainingProducerSession(protocol_version="1.0").subscribe(now=NOW, monotonic=0.0)
+    assert consumer.receive(newer[0], now=0.0) == [
+        IncompatibleVersion(announced="1.0", supported=(PROTOCOL_VERSION,), server_version=None)
+    ]
+    stats = consumer.stats()
+    assert (stats.greetings, dict(stats.delivered), stats.seq.ignored) == (2, {}, 0)
 
 
 def test_the_servers_ping_is_answered_with_a_pong_and_not_counted_as_unknown() -> None:

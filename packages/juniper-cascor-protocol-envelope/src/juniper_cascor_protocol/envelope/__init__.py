@@ -54,9 +54,7 @@ from juniper_cascor_protocol.envelope.control_session import (
     ControlClientStats,
     ControlServerEvent,
     ControlServerSession,
-    Established,
     IncompatibleServerError,
-    IncompatibleVersion,
     InvalidResponse,
     IssuedCommand,
     LateResponse,
@@ -86,7 +84,9 @@ from juniper_cascor_protocol.envelope.sequence import (
     SequenceTracker,
 )
 from juniper_cascor_protocol.envelope.session_events import (
+    Established,
     FrameRefused,
+    IncompatibleVersion,
     PingReceived,
     Refusal,
     UnknownFrame,

@@ -42,7 +42,6 @@ from juniper_cascor_protocol.envelope.control import (
     CommandParseError,
     CommandResponseEnvelope,
     CommandStatus,
-    ConnectionEstablishedEnvelope,
     ControlCommand,
     ControlCommandName,
     parse_command_json,
@@ -50,17 +49,19 @@ from juniper_cascor_protocol.envelope.control import (
 from juniper_cascor_protocol.envelope.protocol_version import (
     PROTOCOL_VERSION,
     SUPPORTED_PROTOCOL_VERSIONS,
-    is_compatible,
-    parse_protocol_version,
 )
 from juniper_cascor_protocol.envelope.session_events import (
     PING_TYPE,
     PONG_TYPE,
+    Established,
     FrameRefused,
+    IncompatibleVersion,
     PingReceived,
     UnknownFrame,
     check_max_frame_bytes,
+    checked_versions,
     decode_frame,
+    greeting_outcome,
     is_ping,
     text_or_refusal,
 )
@@ -82,9 +83,7 @@ __all__ = [
     "ControlClientStats",
     "ControlServerEvent",
     "ControlServerSession",
-    "Established",
     "IncompatibleServerError",
-    "IncompatibleVersion",
     "InvalidResponse",
     "IssuedCommand",
     "LateResponse",
@@ -103,7 +102,6 @@ DEFAULT_MAX_REMEMBERED_COMMAND_IDS: Final = 1024
 """Timed-out ``command_id`` values a client remembers, to tell a late response from an unknown."""
 DEFAULT_MAX_REQUEST_BYTES: Final = 64 * 1024
 """The longest request a server reads, in UTF-8 bytes (as juniper-cascor)."""
-_REPORTED_VERSION_CHARS: Final = 64
 COMMAND_REQUEST_TYPE: Final = "command"
 """The ``type`` a client's request carries (as juniper-cascor-client; servers ignore it)."""
 
@@ -124,29 +122,6 @@ class IssuedCommand:
     text: str
     issued_at: float
     deadline: float
-
-
-@dataclass(frozen=True, slots=True)
-class Established:
-    """The server's ``connection_established``, with a protocol version this client reads.
-
-    ``protocol_version`` is ``None`` when the server announced none (older than 0.3).
-    """
-
-    server_version: str | None
-    protocol_version: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class IncompatibleVersion:
-    """The server announced a protocol version this client cannot read; commands are refused."""
-
-    announced: str
-    """The server's protocol version as sent (cut to 64 characters; a non-string is shown as
-    ``<type>``)."""
-    supported: tuple[str, ...]
-    """The versions this client supports (any minor of their majors)."""
-    server_version: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,12 +273,7 @@ class ControlClientSession:
         self._default_timeout = _check_timeout(default_timeout, "default_timeout")
         self._max_remembered = max_remembered_ids
         self._max_frame_bytes = check_max_frame_bytes(max_frame_bytes)
-        self._supported = tuple(supported_versions)
-        unreadable = [v for v in self._supported if parse_protocol_version(v) is None]
-        if not self._supported or unreadable:
-            raise ValueError(
-                f"supported_versions must be MAJOR.MINOR strings, got {self._supported!r}"
-            )
+        self._supported = checked_versions(supported_versions)
         self._new_id = command_id_factory
         self._state = ControlClientState.CONNECTING
         self._incompatibility: IncompatibleVersion | None = None
@@ -398,9 +368,8 @@ class ControlClientSession:
         envelope = decode_frame(text)
         if isinstance(envelope, CommandResponseEnvelope):
             events.append(self._match(envelope))
-        elif isinstance(envelope, ConnectionEstablishedEnvelope):
-            data = envelope.data
-            events.append(self._greeted(data.server_version, data.protocol_version))
+        elif (greeting := greeting_outcome(envelope, self._supported)) is not None:
+            events.append(self._greeted(greeting))
         elif is_ping(envelope):
             self._totals["heartbeats"] += 1
             events.append(PingReceived())
@@ -466,37 +435,23 @@ class ControlClientSession:
         self._totals["unknown_responses"] += 1
         return UnknownResponse(response)
 
-    def _greeted(self, server_version: object, announced: object) -> ControlClientEvent:
-        server = server_version if isinstance(server_version, str) else None
-        if announced is None:
-            self._state = ControlClientState.OPEN
-            return Established(server, None)
-        if isinstance(announced, str) and is_compatible(announced, self._supported):
+    def _greeted(self, outcome: Established | IncompatibleVersion) -> ControlClientEvent:
+        if isinstance(outcome, Established):
             self._state = ControlClientState.OPEN
             self._incompatibility = None
-            return Established(server, announced)
-        shown = announced if isinstance(announced, str) else f"<{type(announced).__name__}>"
-        incompatibility = IncompatibleVersion(
-            announced=shown[:_REPORTED_VERSION_CHARS],
-            supported=self._supported,
-            server_version=server,
-        )
-        self._state = ControlClientState.INCOMPATIBLE
-        self._incompatibility = incompatibility
-        return incompatibility
+        else:
+            self._state = ControlClientState.INCOMPATIBLE
+            self._incompatibility = outcome
+        return outcome
 
     def _unexpected(self, envelope: BaseEnvelope) -> ControlClientEvent:
-        if isinstance(envelope, UnknownEnvelope):
-            # Known names with an invalid payload: read what can be read, as older servers
-            # send a greeting without ``timestamp`` and rate-limit answers without ``data``.
-            if envelope.type == "connection_established":
-                data = envelope.data
-                return self._greeted(data.get("server_version"), data.get("protocol_version"))
-            if envelope.type == "command_response":
-                request = self._pending.pop(_loose_command_id(envelope), None)
-                if request is not None:
-                    self._totals["invalid_responses"] += 1
-                    return InvalidResponse(request, envelope)
+        if isinstance(envelope, UnknownEnvelope) and envelope.type == "command_response":
+            # An invalid payload: still close its request, as juniper-cascor's rate limiter
+            # answers without ``timestamp`` and ``data``.
+            request = self._pending.pop(_loose_command_id(envelope), None)
+            if request is not None:
+                self._totals["invalid_responses"] += 1
+                return InvalidResponse(request, envelope)
         self._unknown_frames[envelope.type] += 1
         return UnknownFrame(envelope)
 

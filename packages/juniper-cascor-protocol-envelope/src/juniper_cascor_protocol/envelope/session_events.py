@@ -7,6 +7,9 @@ The sessions of ``/ws/training`` and ``/ws/control`` share three outcomes:
 * :class:`PingReceived`: the server's application heartbeat ``{"type": "ping", ...}``, which the
   juniper-cascor server sends on both endpoints and which a client answers with
   :data:`PONG_TEXT` (``reply``) or gets disconnected;
+* :class:`Established` or :class:`IncompatibleVersion`: the server's ``connection_established``
+  (the first frame on both endpoints), with the protocol version it announces checked against
+  the versions the client supports (see :mod:`.protocol_version`);
 * :class:`UnknownFrame`: a frame that is not one the session expects (an unknown ``type``, a
   known one whose payload is invalid, text that is not a JSON object, or a known frame of the
   other endpoint), kept as its envelope so nothing the peer sent is lost.
@@ -14,18 +17,26 @@ The sessions of ``/ws/training`` and ``/ws/control`` share three outcomes:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
+from juniper_cascor_protocol.envelope.control import ConnectionEstablishedEnvelope
+from juniper_cascor_protocol.envelope.protocol_version import (
+    is_compatible,
+    parse_protocol_version,
+)
 from juniper_cascor_protocol.envelope.validate import validate_envelope_json
 
 __all__ = [
     "PING_TYPE",
     "PONG_TEXT",
     "PONG_TYPE",
+    "Established",
     "FrameRefused",
+    "IncompatibleVersion",
     "PingReceived",
     "Refusal",
     "UnknownFrame",
@@ -36,6 +47,7 @@ PONG_TYPE: Final = "pong"
 PONG_TEXT: Final = '{"type":"pong"}'
 """The answer to a server's ``ping``, as the juniper-cascor clients send it."""
 
+_REPORTED_VERSION_CHARS: Final = 64
 # A UTF-8 character takes at most 4 bytes: a shorter string cannot exceed a byte limit.
 _MAX_UTF8_BYTES_PER_CHAR: Final = 4
 
@@ -74,6 +86,62 @@ class UnknownFrame:
     envelope: BaseEnvelope
     reassembled: bool = False
     """Whether it was rebuilt from ``chunked_message`` frames."""
+
+
+@dataclass(frozen=True, slots=True)
+class Established:
+    """The server's ``connection_established``, with a protocol version this client reads.
+
+    ``protocol_version`` is ``None`` when the server announced none (one older than 0.3).
+    """
+
+    server_version: str | None
+    protocol_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncompatibleVersion:
+    """The server announced a protocol version this client cannot read."""
+
+    announced: str
+    """The server's protocol version as sent (cut to 64 characters; a non-string is shown as
+    ``<type>``)."""
+    supported: tuple[str, ...]
+    """The versions this client supports (any minor of their majors)."""
+    server_version: str | None
+
+
+def greeting_outcome(
+    envelope: BaseEnvelope, supported: tuple[str, ...]
+) -> Established | IncompatibleVersion | None:
+    """What a ``connection_established`` means for a client supporting ``supported``.
+
+    ``None`` for any other frame. An invalid greeting is still read (juniper-cascor's own
+    carries no ``timestamp``): whatever its ``data`` says about the versions.
+    """
+    if isinstance(envelope, ConnectionEstablishedEnvelope):
+        server: object = envelope.data.server_version
+        announced: object = envelope.data.protocol_version
+    elif isinstance(envelope, UnknownEnvelope) and envelope.type == "connection_established":
+        server = envelope.data.get("server_version")
+        announced = envelope.data.get("protocol_version")
+    else:
+        return None
+    server_version = server if isinstance(server, str) else None
+    if announced is None:
+        return Established(server_version, None)
+    if isinstance(announced, str) and is_compatible(announced, supported):
+        return Established(server_version, announced)
+    shown = announced if isinstance(announced, str) else f"<{type(announced).__name__}>"
+    return IncompatibleVersion(shown[:_REPORTED_VERSION_CHARS], supported, server_version)
+
+
+def checked_versions(versions: Iterable[str]) -> tuple[str, ...]:
+    """``versions`` as a tuple; raises ``ValueError`` unless each is ``MAJOR.MINOR``."""
+    checked = tuple(versions)
+    if not checked or any(parse_protocol_version(version) is None for version in checked):
+        raise ValueError(f"supported_versions must be MAJOR.MINOR strings, got {checked!r}")
+    return checked
 
 
 def text_or_refusal(

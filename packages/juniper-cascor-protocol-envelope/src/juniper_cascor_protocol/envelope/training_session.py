@@ -26,7 +26,7 @@ server's heartbeat, and counts every frame by a bounded label.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Protocol, TypeAlias
@@ -42,7 +42,10 @@ from juniper_cascor_protocol.envelope.chunking import (
     RejectReason,
 )
 from juniper_cascor_protocol.envelope.control import CONTROL_ENVELOPES
-from juniper_cascor_protocol.envelope.protocol_version import PROTOCOL_VERSION
+from juniper_cascor_protocol.envelope.protocol_version import (
+    PROTOCOL_VERSION,
+    SUPPORTED_PROTOCOL_VERSIONS,
+)
 from juniper_cascor_protocol.envelope.sequence import (
     SeqEvent,
     SeqObservation,
@@ -51,11 +54,15 @@ from juniper_cascor_protocol.envelope.sequence import (
     SequenceTracker,
 )
 from juniper_cascor_protocol.envelope.session_events import (
+    Established,
     FrameRefused,
+    IncompatibleVersion,
     PingReceived,
     UnknownFrame,
     check_max_frame_bytes,
+    checked_versions,
     decode_frame,
+    greeting_outcome,
     is_ping,
     text_or_refusal,
 )
@@ -139,6 +146,8 @@ class ReassemblyExpired:
 
 TrainingEvent: TypeAlias = (
     EnvelopeReceived
+    | Established
+    | IncompatibleVersion
     | Reseeded
     | SeqAnomaly
     | ChunkRejected
@@ -266,12 +275,15 @@ class TrainingConsumerStats:
     messages: int
     """Messages given to :meth:`TrainingConsumerSession.receive`."""
     delivered: Mapping[str, int]
-    """Envelopes delivered (whole or reassembled), by ``type``: the ten known names."""
+    """Envelopes delivered (whole or reassembled), by ``type``: the known names."""
     unknown: Mapping[str, int]
     """Unknown frames, by bounded label."""
     refused: Mapping[str, int]
     """Messages not read, by :class:`Refusal`, and chunks rejected, by :class:`RejectReason`."""
     heartbeats: int
+    greetings: int
+    """``connection_established`` frames, reported as :class:`Established` or
+    :class:`IncompatibleVersion` rather than delivered."""
     reseeds: int
     missed_while_away: int
     """Sum of :attr:`Reseeded.missed`."""
@@ -283,6 +295,9 @@ class TrainingConsumerSession:
     """A client of ``/ws/training``: turns received messages into :data:`TrainingEvent` lists.
 
     Keep one session across reconnects: ``initial_metrics`` on the new connection reseeds it.
+    The server's ``connection_established`` is reported as :class:`Established`, or as
+    :class:`IncompatibleVersion` when its protocol version is not readable (the shell should
+    then close the connection: later frames may not mean what this session thinks).
     Chunks left incomplete by a dropped connection expire after the reassembler's
     ``max_age_seconds``. ``now`` must come from a monotonic clock (it ages chunked messages).
 
@@ -291,12 +306,14 @@ class TrainingConsumerSession:
             1 MiB budget, which every frame of a conforming server fits).
         reassembler: makes the :class:`Reassembler` whose caps bound buffered chunks.
         reorder_window, restart_max_seq: see :class:`SequenceTracker`.
+        supported_versions: the protocol versions this client reads (any minor of their majors).
 
     Not thread-safe: one connection has one reader.
     """
 
     __slots__ = (
         "_delivered",
+        "_greetings",
         "_heartbeats",
         "_max_frame_bytes",
         "_messages",
@@ -305,6 +322,7 @@ class TrainingConsumerSession:
         "_reassembler",
         "_refused",
         "_reseeds",
+        "_supported",
         "_tracker",
         "_unknown",
     )
@@ -316,8 +334,10 @@ class TrainingConsumerSession:
         reassembler: ReassemblerFactory = Reassembler,
         reorder_window: int | None = None,
         restart_max_seq: int | None = None,
+        supported_versions: Iterable[str] = SUPPORTED_PROTOCOL_VERSIONS,
     ) -> None:
         self._max_frame_bytes = check_max_frame_bytes(max_frame_bytes)
+        self._supported = checked_versions(supported_versions)
         self._now = 0.0
         self._reassembler = reassembler(clock=self._clock)
         tracker_options: dict[str, int] = {}
@@ -328,6 +348,7 @@ class TrainingConsumerSession:
         self._tracker = SequenceTracker(**tracker_options)
         self._messages = 0
         self._heartbeats = 0
+        self._greetings = 0
         self._reseeds = 0
         self._missed = 0
         self._delivered: Counter[str] = Counter()
@@ -367,6 +388,11 @@ class TrainingConsumerSession:
             self._heartbeats += 1
             events.append(PingReceived())
             return events
+        greeting = greeting_outcome(envelope, self._supported)
+        if greeting is not None:
+            self._greetings += 1
+            events.append(greeting)
+            return events
         if isinstance(envelope, InitialMetricsEnvelope):
             events.append(self._reseed(envelope))
         else:
@@ -402,6 +428,7 @@ class TrainingConsumerSession:
             unknown=MappingProxyType(dict(self._unknown)),
             refused=MappingProxyType(dict(self._refused)),
             heartbeats=self._heartbeats,
+            greetings=self._greetings,
             reseeds=self._reseeds,
             missed_while_away=self._missed,
             seq=self._tracker.stats(),
