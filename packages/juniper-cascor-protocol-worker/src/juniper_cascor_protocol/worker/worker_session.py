@@ -69,8 +69,8 @@ __all__ = ["WorkerSession"]
 _PASSIVE = (HeartbeatMessage, TokenRefreshMessage, ErrorMessage)
 
 
-def failed_result(
-    task_id: str, candidate_id: int, error: str, candidate_uuid: str = ""
+def _failed_result(
+    task_id: str, candidate_id: int, error: str, candidate_uuid: str | None = None
 ) -> TaskResultMessage:
     """The ``task_result`` reporting that a task failed: ``success=false``, no tensors."""
     return TaskResultMessage(
@@ -80,19 +80,13 @@ def failed_result(
         correlation=0.0,
         success=False,
         epochs_completed=0,
-        activation_name="",
-        all_correlations=[],
-        numerator=0.0,
-        denominator=1.0,
-        best_corr_idx=-1,
         error_message=clip(error, 2000),
-        tensor_manifest={},
     )
 
 
-def _candidate_uuid(candidate_data: Mapping[str, Any]) -> str:
+def _candidate_uuid(candidate_data: Mapping[str, Any]) -> str | None:
     value = candidate_data.get(CANDIDATE_UUID_KEY)
-    return value if isinstance(value, str) else ""
+    return value if isinstance(value, str) else None
 
 
 class WorkerSession(SessionCore):
@@ -192,7 +186,7 @@ class WorkerSession(SessionCore):
         if task is None:
             raise RuntimeError(f"no task {task_id!r} awaits a result in this session")
         uuid = _candidate_uuid(task.candidate_data)
-        return self.send_result(failed_result(task_id, task.candidate_index, error, uuid))
+        return self.send_result(_failed_result(task_id, task.candidate_index, error, uuid))
 
     def send_heartbeat(self, now: float) -> list[Outgoing]:
         """The heartbeat to write now; the next is due ``heartbeat_interval`` later.
@@ -248,7 +242,8 @@ class WorkerSession(SessionCore):
         return [Violation("unexpected_message", reason, None)]
 
     def _established(self, message: ConnectionEstablishedMessage) -> list[SessionEvent]:
-        version = message.protocol_version or LEGACY_PROTOCOL_VERSION
+        announced = message.protocol_version
+        version = LEGACY_PROTOCOL_VERSION if announced is None else announced
         self.protocol_version = version
         if not is_compatible(version, self.supported_versions):
             ours = ", ".join(self.supported_versions)
@@ -295,7 +290,7 @@ class WorkerSession(SessionCore):
 
     def _refuse(self, task: TaskAssignMessage, reason: str) -> list[SessionEvent]:
         uuid = _candidate_uuid(task.candidate_data)
-        self._queue(failed_result(task.task_id, task.candidate_index, reason, uuid))
+        self._queue(_failed_result(task.task_id, task.candidate_index, reason, uuid))
         self._awaiting_ack.setdefault(task.task_id, None)
         return [TaskRefused(task.task_id, clip(reason))]
 
