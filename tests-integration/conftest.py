@@ -214,3 +214,27 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
 @pytest.fixture(scope="session")
 def wheels(built: dict[str, Built]) -> dict[str, Path]:
     return {key: artifacts.wheel for key, artifacts in built.items()}
+
+
+@pytest.fixture(scope="session")
+def worker_venv(venv_factory: VenvFactory, wheels: dict[str, Path]) -> Venv:
+    """The slim worker image: the worker wheel alone."""
+    venv = venv_factory("worker")
+    venv.install(wheels["worker"])
+    return venv
+
+
+@pytest.fixture(scope="session")
+def envelope_venv(venv_factory: VenvFactory, wheels: dict[str, Path]) -> Venv:
+    """A JSON-only consumer: the envelope wheel alone."""
+    venv = venv_factory("envelope")
+    venv.install(wheels["envelope"])
+    return venv
+
+
+@pytest.fixture(scope="session")
+def meta_venv(venv_factory: VenvFactory, wheels: dict[str, Path]) -> Venv:
+    """Server, client or dashboard: all three wheels."""
+    venv = venv_factory("meta")
+    venv.install(*wheels.values())
+    return venv

@@ -13,10 +13,8 @@ from email.parser import Parser
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pytest
-
 if TYPE_CHECKING:
-    from conftest import Venv, VenvFactory
+    from conftest import Venv
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = (ROOT / "VERSION").read_text(encoding="utf-8").strip()
@@ -44,27 +42,6 @@ UPSTREAM_IMPORT = (
     "assert WorkerMessageType.REGISTER == 'register'\n"
     "print(json.dumps([p.__all__, p.__version__, v.__version__, 'pydantic' in sys.modules]))\n"
 )
-
-
-@pytest.fixture(scope="session")
-def worker_venv(venv_factory: VenvFactory, wheels: dict[str, Path]) -> Venv:
-    venv = venv_factory("worker")
-    venv.install(wheels["worker"])
-    return venv
-
-
-@pytest.fixture(scope="session")
-def envelope_venv(venv_factory: VenvFactory, wheels: dict[str, Path]) -> Venv:
-    venv = venv_factory("envelope")
-    venv.install(wheels["envelope"])
-    return venv
-
-
-@pytest.fixture(scope="session")
-def meta_venv(venv_factory: VenvFactory, wheels: dict[str, Path]) -> Venv:
-    venv = venv_factory("meta")
-    venv.install(*wheels.values())
-    return venv
 
 
 def _metadata(wheel: Path) -> tuple[str, list[str]]:

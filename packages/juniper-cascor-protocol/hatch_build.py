@@ -5,6 +5,8 @@
 - Put the upgrade guard (``upgrade_guard/``) into real wheels, not editable ones: a ``.pth`` file
   naming ``_juniper_cascor_protocol_upgrade_guard/``, which holds a ``juniper_cascor_protocol``
   that is imported only when pip's in-place upgrade from 0.1/0.2 deleted the real one.
+- Keep the repository's ``.gitignore`` out of the sdist: hatchling copies the nearest one into
+  every sdist, whatever ``exclude`` says.
 """
 
 from __future__ import annotations
@@ -26,13 +28,17 @@ class PinSiblingsHook(MetadataHookInterface):
         metadata["dependencies"] = [f"{name}=={version}" for name in SIBLINGS]
 
 
-class UpgradeGuardHook(BuildHookInterface):  # type: ignore[type-arg]
+class MetaBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        forced = build_data["force_include"]
+        if self.target_name == "sdist":
+            for source in [source for source, target in forced.items() if target == ".gitignore"]:
+                del forced[source]
         # An editable install has no 0.1/0.2 files to lose, and its own .pth folders.
         if self.target_name != "wheel" or version == "editable":
             return
         guard = Path(self.root) / "upgrade_guard"
-        build_data["force_include"][str(guard / GUARD_PTH)] = GUARD_PTH
-        build_data["force_include"][str(guard / "juniper_cascor_protocol" / "__init__.py")] = (
+        forced[str(guard / GUARD_PTH)] = GUARD_PTH
+        forced[str(guard / "juniper_cascor_protocol" / "__init__.py")] = (
             f"{GUARD_FOLDER}/juniper_cascor_protocol/__init__.py"
         )
