@@ -73,7 +73,7 @@ def test_every_known_command_builds_and_parses_back(name: ControlCommandName) ->
 def test_command_id_defaults_to_a_fresh_uuid4_hex() -> None:
     ids = {ControlCommand(command="start").command_id for _ in range(50)}
     assert len(ids) == 50
-    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert all(i is not None and len(i) == 32 and int(i, 16) >= 0 for i in ids)
 
 
 def test_params_default_to_an_empty_object() -> None:
@@ -182,10 +182,9 @@ def test_parsers_never_raise_and_agree(frame: Any) -> None:
     from_json = parse_command_json(json.dumps(frame))
     assert type(from_dict) is type(from_json)
     if isinstance(from_dict, ControlCommand):
-        assert isinstance(from_json, ControlCommand)
-        # Without a command_id in the frame, each parse generates its own.
-        generated = {"command_id"} if "command_id" not in frame else set()
-        assert from_dict.model_dump(exclude=generated) == from_json.model_dump(exclude=generated)
+        assert from_dict == from_json
+    else:
+        assert from_dict == from_json
 
 
 @settings(max_examples=100, deadline=None)
@@ -224,3 +223,192 @@ def test_json_that_is_not_a_request_is_answered_as_invalid(raw: str) -> None:
     assert isinstance(parsed, CommandParseError)
     assert parsed.code == INVALID_COMMAND_CODE
     assert ControlBuilder().rejection(parsed).data.code == INVALID_COMMAND_CODE
+
+
+class TestCommandId:
+    """A request without ``command_id`` is answered without one, never with an invented one."""
+
+    @pytest.mark.parametrize(
+        "raw", ['{"command": "start"}', '{"command": "start", "command_id": null}']
+    )
+    def test_a_request_without_command_id_has_none(self, raw: str) -> None:
+        for parsed in (parse_command_json(raw), parse_command(json.loads(raw))):
+            assert isinstance(parsed, ControlCommand)
+            assert parsed.command_id is None
+            assert "command_id" not in parsed.to_wire_dict()
+            assert "command_id" not in json.loads(parsed.to_wire_json())
+            assert parse_command_json(parsed.to_wire_json()) == parsed
+
+    @pytest.mark.parametrize(
+        ("raw", "status", "code"),
+        [
+            ('{"command": "start"}', CommandStatus.SUCCESS, None),
+            ('{"command": "teleport"}', CommandStatus.ERROR, UNKNOWN_COMMAND_CODE),
+            ('{"command": "start", "params": 3}', CommandStatus.ERROR, INVALID_COMMAND_CODE),
+        ],
+    )
+    def test_its_response_carries_no_command_id(
+        self, raw: str, status: CommandStatus, code: str | None
+    ) -> None:
+        control = ControlBuilder(clock=lambda: 1.0)
+        request = parse_command_json(raw)
+        if isinstance(request, ControlCommand) and request.known_name is not None:
+            response = control.command_response(request, CommandStatus.SUCCESS)
+        else:
+            response = control.rejection(request)
+        wire = to_wire_dict(response)
+        assert (wire["data"]["status"], wire["data"].get("code")) == (status, code)
+        assert "command_id" not in wire["data"]
+
+    def test_a_client_built_request_still_gets_a_fresh_id(self) -> None:
+        request = ControlCommand(command="start")
+        assert request.command_id is not None
+        assert len(request.command_id) == 32
+        assert json.loads(request.to_wire_json())["command_id"] == request.command_id
+
+
+class TestWhatJsonLoadsReads:
+    """``parse_command_json(raw)`` reads whatever ``json.loads(raw)`` reads."""
+
+    def test_a_memoryview_is_read_like_its_bytes(self) -> None:
+        raw = b'{"command": "start", "command_id": "c1", "params": {}}'
+        parsed = parse_command_json(memoryview(raw))
+        assert isinstance(parsed, ControlCommand)
+        assert parsed == parse_command_json(raw)
+
+    @pytest.mark.parametrize("depth", [230, 250, 600])
+    def test_deeply_nested_json_is_a_request(self, depth: int) -> None:
+        raw = '{"command": "set_params", "command_id": "c1", "params": {"x": '
+        raw += "[" * depth + "]" * depth + "}}"
+        parsed = parse_command_json(raw)
+        assert isinstance(parsed, ControlCommand)
+        assert parsed == parse_command(json.loads(raw))
+
+    def test_json_too_deep_even_for_json_loads_is_malformed(self) -> None:
+        raw = '{"command": "start", "params": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"
+        parsed = parse_command_json(raw)
+        assert isinstance(parsed, CommandParseError)
+        assert parsed.code == MALFORMED_JSON_CODE
+
+    def test_a_lone_surrogate_is_refused_and_never_echoed(self) -> None:
+        raw = '{"command": "\\ud800", "command_id": "c\\udc00"}'
+        assert json.loads(raw)["command"] == "\ud800"
+        parsed = parse_command_json(raw)
+        assert isinstance(parsed, CommandParseError)
+        assert parsed.code == INVALID_COMMAND_CODE
+        assert {error.split(":")[0] for error in parsed.errors} == {"command", "command_id"}
+        assert (parsed.command, parsed.command_id) == (None, None)
+        json.loads(ControlBuilder().rejection(parsed).model_dump_json())  # serializable
+
+    @pytest.mark.parametrize("raw", [5, None, ["{}"], {"command": "start"}])
+    def test_what_is_not_text_or_bytes_is_a_caller_bug(self, raw: object) -> None:
+        with pytest.raises(TypeError, match="raw must be str, bytes, bytearray or memoryview"):
+            parse_command_json(raw)  # type: ignore[arg-type]
+
+
+class TestStrictAndHostileFrames:
+    """The same defences as ``validate_envelope``: strict, and no code of the frame's runs."""
+
+    @pytest.mark.parametrize(
+        ("frame", "field"),
+        [
+            ({"command": b"start"}, "command"),
+            ({"command": bytearray(b"start")}, "command"),
+            ({"command": "start", "command_id": b"c1"}, "command_id"),
+            ({"command": "start", "command_id": 7.0}, "command_id"),
+        ],
+    )
+    def test_values_of_the_wrong_type_are_not_coerced(
+        self, frame: dict[str, Any], field: str
+    ) -> None:
+        parsed = parse_command(frame)
+        assert isinstance(parsed, CommandParseError)
+        assert parsed.code == INVALID_COMMAND_CODE
+        assert any(error.startswith(f"{field}:") for error in parsed.errors), parsed.errors
+
+    def test_a_dict_subclass_is_read_through_its_own_storage(self) -> None:
+        class Hostile(dict[Any, Any]):
+            def get(self, *args: object) -> object:
+                raise RuntimeError("get")
+
+            def items(self) -> Any:
+                raise RuntimeError("items")
+
+            def keys(self) -> Any:
+                raise RuntimeError("keys")
+
+            def __getitem__(self, key: object) -> object:
+                raise RuntimeError("getitem")
+
+            def __iter__(self) -> Any:
+                raise RuntimeError("iter")
+
+        valid = {"command": "pause", "command_id": "c1", "params": {}}
+        assert parse_command(Hostile(valid)) == parse_command(valid)
+        invalid = {"command": "pause", "command_id": "c1", "params": 3}
+        failed = parse_command(Hostile(invalid))
+        assert failed == parse_command(invalid)
+        assert isinstance(failed, CommandParseError)
+        assert (failed.command, failed.command_id) == ("pause", "c1")
+
+    def test_str_subclasses_are_read_by_value(self) -> None:
+        class Sly(str):
+            armed = False  # hostile once the frame is built
+
+            def __eq__(self, other: object) -> bool:
+                if Sly.armed:
+                    raise RuntimeError("eq")
+                return str.__eq__(self, other)
+
+            def __hash__(self) -> int:
+                if Sly.armed:
+                    raise RuntimeError("hash")
+                return str.__hash__(self)
+
+            def __str__(self) -> str:
+                raise RuntimeError("str")
+
+        frame = {Sly("command"): Sly("start"), Sly("command_id"): Sly("c1")}
+        Sly.armed = True
+        parsed = parse_command(frame)
+        assert isinstance(parsed, ControlCommand)
+        assert (type(parsed.command), parsed.command, parsed.command_id) == (str, "start", "c1")
+        assert parsed.known_name is ControlCommandName.START
+        Sly.armed = False
+        frame = {Sly("command"): Sly("start"), Sly("command_id"): Sly("c" * 200)}
+        Sly.armed = True
+        failed = parse_command(frame)
+        assert isinstance(failed, CommandParseError)
+        assert failed.command == "start"
+
+    def test_a_key_that_is_not_a_string_is_refused(self) -> None:
+        class Unhashable:
+            def __hash__(self) -> int:
+                return 1
+
+            def __eq__(self, other: object) -> bool:
+                raise RuntimeError("eq")
+
+        for key in (1, Unhashable(), b"command"):
+            parsed = parse_command({key: "x", "command": "start"})
+            assert isinstance(parsed, CommandParseError)
+            assert parsed.errors == ("<frame>: every key must be a string",)
+
+    def test_params_whose_keys_run_failing_code_never_raise(self) -> None:
+        class Exploding(str):
+            armed = False
+
+            def __hash__(self) -> int:
+                if Exploding.armed:
+                    raise RuntimeError("hash")
+                return str.__hash__(self)
+
+        frame = {"command": "set_params", "params": {Exploding("lr"): 1}}
+        Exploding.armed = True
+        parsed = parse_command(frame)
+        # Pydantic copies the params, reading the key by value or refusing it, depending on
+        # its version: either way no exception, and no hostile key kept.
+        if isinstance(parsed, ControlCommand):
+            assert [type(key) for key in parsed.params] == [str]
+        else:
+            assert parsed.code == INVALID_COMMAND_CODE

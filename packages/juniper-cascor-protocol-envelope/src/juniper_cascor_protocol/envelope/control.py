@@ -3,6 +3,14 @@ server sends there (``command_response`` and ``connection_established``) (SPEC Â
 
 A client sends ``{"command": str, "params": {...}, "command_id": str}`` as one JSON text frame;
 the server answers with a ``command_response`` envelope echoing ``command`` and ``command_id``.
+A request without ``command_id`` (absent or ``null``) is answered without one: the parsers never
+invent an id, which the client could not match anyway. A :class:`ControlCommand` built by a
+client gets a fresh one when none is given.
+
+:func:`parse_command` and :func:`parse_command_json` read what a peer sent the way
+``validate_envelope`` does: strictly (no ``b"start"`` for a string), through the dict's own
+storage (a subclass's ``get`` or ``items`` are never called), str subclasses by value, and from
+any JSON that :func:`json.loads` reads, however deeply nested.
 
 Unknown command names are *accepted* by the model (forward compatible: a newer client must get
 a ``command_response`` with ``status="error"`` and ``code=UNKNOWN_COMMAND_CODE`` from an older
@@ -11,12 +19,20 @@ server, not a dropped frame). Use :attr:`ControlCommand.known_name` to dispatch.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 from pydantic_core import from_json
 
 from juniper_cascor_protocol.envelope.base import BaseEnvelope, _FreeFormDict
@@ -78,16 +94,40 @@ def _new_command_id() -> str:
     return uuid.uuid4().hex
 
 
+def _valid_unicode(value: str) -> str:
+    # ``json.loads`` reads a lone surrogate escape; such a string could never be echoed back.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text, without lone surrogates") from None
+    return value
+
+
+_CommandName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=COMMAND_NAME_MAX_LENGTH),
+    AfterValidator(_valid_unicode),
+]
+_CommandId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=COMMAND_ID_MAX_LENGTH),
+    AfterValidator(_valid_unicode),
+]
+
+
 class ControlCommand(BaseModel):
-    """One ``/ws/control`` request. Unknown top-level keys are kept, like the envelopes."""
+    """One ``/ws/control`` request. Unknown top-level keys are kept, like the envelopes.
+
+    ``command_id`` is optional on the wire: a request without one (absent or ``null``) is
+    parsed with ``command_id=None`` and answered without one. Built by a client, it defaults
+    to a fresh uuid4 hex.
+    """
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    command: str = Field(min_length=1, max_length=COMMAND_NAME_MAX_LENGTH)
+    command: _CommandName
     params: dict[str, Any] = Field(default_factory=dict)
-    command_id: str = Field(
-        default_factory=_new_command_id, min_length=1, max_length=COMMAND_ID_MAX_LENGTH
-    )
+    command_id: _CommandId | None = Field(default_factory=_new_command_id)
 
     @property
     def known_name(self) -> ControlCommandName | None:
@@ -98,20 +138,23 @@ class ControlCommand(BaseModel):
             return None
 
     def to_wire_dict(self) -> dict[str, Any]:
-        """The request as the JSON-compatible dict sent on the wire."""
-        return self.model_dump(mode="json")
+        """The request as the JSON-compatible dict sent on the wire (no ``None`` id)."""
+        return self.model_dump(mode="json", exclude=self._absent())
 
     def to_wire_json(self) -> str:
-        """The request as the JSON text frame sent on the wire."""
-        return self.model_dump_json()
+        """The request as the JSON text frame sent on the wire (no ``None`` id)."""
+        return self.model_dump_json(exclude=self._absent())
+
+    def _absent(self) -> set[str] | None:
+        return {"command_id"} if self.command_id is None else None
 
 
 @dataclass(frozen=True, slots=True)
 class CommandParseError:
     """A request that failed validation, with what the server needs to answer it.
 
-    ``command`` and ``command_id`` are copied from the frame when they are strings within
-    their length limits, so the error response can still be correlated.
+    ``command`` and ``command_id`` are copied from the frame when they are valid strings
+    within their length limits, so the error response can still be correlated.
     """
 
     errors: tuple[str, ...]
@@ -120,40 +163,98 @@ class CommandParseError:
     code: str = INVALID_COMMAND_CODE
 
 
+_ECHOED: Final = ("command", "command_id")
+
+
+def _exact_str(value: object) -> str | None:
+    """``value`` as an exact ``str`` (no method of a subclass is called), or ``None``."""
+    if type(value) is str:
+        return value
+    if isinstance(value, str):
+        return "".join((value,))
+    return None
+
+
 def _bounded_str(value: object, limit: int) -> str | None:
-    return value if isinstance(value, str) and 0 < len(value) <= limit else None
+    if not isinstance(value, str) or not 0 < len(value) <= limit:
+        return None
+    try:
+        return _valid_unicode(value)
+    except ValueError:
+        return None
 
 
-def _failure(error: ValidationError, frame: object) -> CommandParseError:
-    messages = describe_validation_error(error, limit=_MAX_REPORTED_ERRORS)
-    command = command_id = None
-    if isinstance(frame, dict):
-        command = _bounded_str(frame.get("command"), COMMAND_NAME_MAX_LENGTH)
-        command_id = _bounded_str(frame.get("command_id"), COMMAND_ID_MAX_LENGTH)
-    return CommandParseError(messages, command=command, command_id=command_id)
+def _plain_request(frame: dict[Any, Any]) -> dict[str, Any] | CommandParseError:
+    """A plain dict of ``frame``'s own items, keys and echoed strings read by value."""
+    plain: dict[str, Any] = {}
+    for key_obj, value in list(dict.items(frame)):
+        key = _exact_str(key_obj)
+        if key is None:
+            return CommandParseError(("<frame>: every key must be a string",))
+        text = _exact_str(value) if key in _ECHOED else None
+        plain[key] = value if text is None else text
+    # An absent id stays absent: a generated one would be echoed to a client that never sent it.
+    plain.setdefault("command_id", None)
+    return plain
 
 
 def parse_command(frame: object) -> ControlCommand | CommandParseError:
-    """Validate an already-decoded request; never raises, whatever ``frame`` is."""
+    """Validate an already-decoded request, strictly; never raises, whatever ``frame`` is.
+
+    ``command_id`` is ``None`` when the request has none (absent or ``null``).
+    """
+    request: object = frame
     try:
-        return ControlCommand.model_validate(frame)
+        if isinstance(frame, dict):
+            plain = _plain_request(frame)
+            if isinstance(plain, CommandParseError):
+                return plain
+            request = plain
+        return ControlCommand.model_validate(request, strict=True)
     except ValidationError as error:
-        return _failure(error, frame)
+        messages = describe_validation_error(error, limit=_MAX_REPORTED_ERRORS)
+        if not isinstance(request, dict):
+            return CommandParseError(messages)
+        return CommandParseError(
+            messages,
+            command=_bounded_str(request.get("command"), COMMAND_NAME_MAX_LENGTH),
+            command_id=_bounded_str(request.get("command_id"), COMMAND_ID_MAX_LENGTH),
+        )
+    except Exception as unreadable:  # a frame whose contents run code of their own and fail
+        return CommandParseError((f"<frame>: unreadable ({type(unreadable).__name__})",))
 
 
-def parse_command_json(raw: str | bytes | bytearray) -> ControlCommand | CommandParseError:
-    """Validate a request straight from the JSON text frame; never raises on wire input."""
+def parse_command_json(
+    raw: str | bytes | bytearray | memoryview,
+) -> ControlCommand | CommandParseError:
+    """Validate a request straight from the JSON text frame; never raises on wire input.
+
+    Gives the same result as ``parse_command(json.loads(raw))``: text that is not JSON (or
+    nests too deeply even for :func:`json.loads`) is a ``CommandParseError`` with
+    ``code=MALFORMED_JSON_CODE``.
+
+    Raises:
+        TypeError: ``raw`` is not ``str``, ``bytes``, ``bytearray`` or ``memoryview``.
+    """
+    if isinstance(raw, memoryview):
+        raw = raw.tobytes()  # Pydantic's parser takes str, bytes and bytearray only
+    elif not isinstance(raw, str | bytes | bytearray):
+        raise TypeError(
+            "parse_command_json: raw must be str, bytes, bytearray or memoryview, "
+            f"got {type(raw).__name__}"
+        )
     try:
-        return ControlCommand.model_validate_json(raw)
-    except ValidationError as error:
-        # Decode again only on failure, to recover ``command``/``command_id`` for the response.
+        frame: object = from_json(raw)
+    except Exception:
+        # Pydantic's parser refused the text (not JSON, nested deeper than its limit, a lone
+        # surrogate escape); the standard parser decides, as for the envelopes.
         try:
-            frame: object = from_json(raw)
-        except (ValueError, TypeError) as not_json:  # TypeError: a str with lone surrogates
+            frame = json.loads(raw)
+        except Exception as not_json:  # ValueError for bad JSON, RecursionError for too deep
             return CommandParseError(
                 (f"request is not valid JSON: {not_json}",), code=MALFORMED_JSON_CODE
             )
-        return _failure(error, frame)
+    return parse_command(frame)
 
 
 class CommandResponseData(BaseModel):
