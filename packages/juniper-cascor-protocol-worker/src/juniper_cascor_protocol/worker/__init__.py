@@ -17,6 +17,7 @@ from juniper_cascor_protocol.worker.field_error import FieldError
 from juniper_cascor_protocol.worker.manifest import TensorManifest, TensorSpec, check_tensors
 from juniper_cascor_protocol.worker.message_type import WorkerMessageType
 from juniper_cascor_protocol.worker.messages import (
+    MALFORMED_JSON,
     RESULT_ACK_STATUSES,
     WORKER_ID_PATTERN,
     WORKER_MESSAGES,
@@ -31,12 +32,14 @@ from juniper_cascor_protocol.worker.messages import (
     TokenRefreshMessage,
     WorkerMessage,
     parse_worker_message,
+    parse_worker_message_json,
 )
 
 __version__: str = _distribution_version("juniper-cascor-protocol-worker")
 
 __all__ = [
     "DECODE_ERROR_PREFIXES",
+    "MALFORMED_JSON",
     "MAX_DTYPE_BYTES",
     "MAX_FRAME_BYTES",
     "MAX_NDIM",
@@ -61,4 +64,5 @@ __all__ = [
     "__version__",
     "check_tensors",
     "parse_worker_message",
+    "parse_worker_message_json",
 ]

@@ -3,13 +3,19 @@
 Each check appends :class:`FieldError` s to ``errors`` and returns the accepted value, or
 ``INVALID``; none of them raises, whatever the input (huge ints, NaN, bools, unhashable keys).
 JSON types are what count: ``bool`` is neither an integer nor a number, an integer is a number.
+
+A value is read through its exact built-in type, never through its own methods: the type is
+told by ``type(value)`` (``isinstance`` may consult a ``__class__`` property), a subclass of
+``str``, ``int``, ``float``, ``list`` or ``dict`` is read with the base class's methods
+(``dict.items(value)``, ``str.__str__(value)`` ...) and what is kept is a plain copy, so an
+override of ``__getitem__``, ``__iter__``, ``__eq__``, ``__hash__`` or ``__repr__`` never runs.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from juniper_cascor_protocol.worker.field_error import FieldError
 
@@ -19,10 +25,14 @@ __all__ = [
     "check_float",
     "check_float_list",
     "check_int",
+    "check_int_list",
     "check_object",
     "check_str",
+    "exact_str",
     "json_type",
+    "plain_items",
     "show",
+    "string_keyed",
 ]
 
 Path = tuple[str | int, ...]
@@ -36,10 +46,11 @@ def json_type(value: object) -> str:
     """The JSON name of ``value``'s type, for messages ("boolean", "array", ...)."""
     if value is None:
         return "null"
-    for kind, name in _JSON_NAMES:
-        if isinstance(value, kind):
+    kind = type(value)
+    for base, name in _JSON_NAMES:
+        if issubclass(kind, base):
             return name
-    return type(value).__name__
+    return kind.__name__
 
 
 _JSON_NAMES: tuple[tuple[type, str], ...] = (
@@ -52,18 +63,70 @@ _JSON_NAMES: tuple[tuple[type, str], ...] = (
 )
 
 
+def exact_str(value: object) -> str | None:
+    """``value`` as an exact ``str`` if it is a string (a subclass is read by value), or None."""
+    kind = type(value)
+    if kind is str:
+        return cast(str, value)
+    if issubclass(kind, str):
+        return str.__str__(cast(str, value))
+    return None
+
+
+def _exact_int(value: object) -> int | None:
+    """``value`` as an exact ``int`` if it is a JSON integer (not a bool), or None."""
+    kind = type(value)
+    if kind is int:
+        return cast(int, value)
+    if issubclass(kind, int) and kind is not bool:
+        return int.__int__(cast(int, value))
+    return None
+
+
+def _exact_float(value: object) -> float | None:
+    kind = type(value)
+    if kind is float:
+        return cast(float, value)
+    if issubclass(kind, float):
+        return float.__float__(cast(float, value))
+    return None
+
+
+def plain_items(value: object) -> list[tuple[object, object]] | None:
+    """The items of a dict as stored, if ``value`` is one, read without calling its methods."""
+    if not issubclass(type(value), dict):
+        return None
+    return list(dict.items(cast(dict[object, object], value)))
+
+
+def _plain_list(value: object) -> list[object] | None:
+    """A list copy of a list or tuple, read without calling its methods, or None."""
+    kind = type(value)
+    if issubclass(kind, list):
+        return list.copy(cast(list[object], value))
+    if issubclass(kind, tuple):
+        return list(tuple.__iter__(cast(tuple[object, ...], value)))
+    return None
+
+
 def show(value: object) -> str:
     """A short ``repr`` of a peer's value: never echo megabytes into an error message."""
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+    number = _exact_int(value)
+    if number is not None and number.bit_length() > 128:
         # str() of a huge int is slow, and refused past sys.get_int_max_str_digits().
-        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
-    if isinstance(value, str):
-        text = repr(value[: _SHOW_LIMIT + 1])
-    elif isinstance(value, int | float | None):
-        text = repr(value)
+        return f"an integer of about {int(number.bit_length() * math.log10(2)) + 1} digits"
+    text = exact_str(value)
+    if text is not None:
+        shown = repr(text[: _SHOW_LIMIT + 1])
+    elif number is not None:
+        shown = repr(number)
+    elif (real := _exact_float(value)) is not None:
+        shown = repr(real)
+    elif value is None or type(value) is bool:
+        shown = repr(value)
     else:
-        text = json_type(value)
-    return text if len(text) <= _SHOW_LIMIT else text[: _SHOW_LIMIT - 3] + "..."
+        shown = json_type(value)
+    return shown if len(shown) <= _SHOW_LIMIT else shown[: _SHOW_LIMIT - 3] + "..."
 
 
 def _fail(errors: list[FieldError], path: Path, message: str) -> object:
@@ -80,22 +143,24 @@ def check_str(
     expectation: str = "",
 ) -> object:
     """A string; if ``accept`` is given it must return True, else ``expectation`` is reported."""
-    if not isinstance(value, str):
+    text = exact_str(value)
+    if text is None:
         return _fail(errors, path, f"expected a string, got {json_type(value)}")
-    if accept is not None and not accept(value):
-        return _fail(errors, path, f"{expectation}, got {show(value)}")
-    return value
+    if accept is not None and not accept(text):
+        return _fail(errors, path, f"{expectation}, got {show(text)}")
+    return text
 
 
 def check_int(
     value: object, path: Path, errors: list[FieldError], *, minimum: int | None = None
 ) -> object:
     """An integer (not a bool, not a float), at least ``minimum`` if given."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    number = _exact_int(value)
+    if number is None:
         return _fail(errors, path, f"expected an integer, got {json_type(value)}")
-    if minimum is not None and value < minimum:
-        return _fail(errors, path, f"must be >= {minimum}, got {show(value)}")
-    return value
+    if minimum is not None and number < minimum:
+        return _fail(errors, path, f"must be >= {minimum}, got {show(number)}")
+    return number
 
 
 def check_float(
@@ -108,12 +173,15 @@ def check_float(
     positive: bool = False,
 ) -> object:
     """A finite number (an integer is accepted and converted), optionally bounded."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return _fail(errors, path, f"expected a number, got {json_type(value)}")
-    try:
-        number = float(value)
-    except OverflowError:
-        return _fail(errors, path, f"number out of range for a float: {show(value)}")
+    number = _exact_float(value)
+    if number is None:
+        integer = _exact_int(value)
+        if integer is None:
+            return _fail(errors, path, f"expected a number, got {json_type(value)}")
+        try:
+            number = float(integer)
+        except OverflowError:
+            return _fail(errors, path, f"number out of range for a float: {show(integer)}")
     if not math.isfinite(number):
         return _fail(errors, path, f"must be a finite number, got {number!r}")
     if minimum is not None and maximum is not None and not minimum <= number <= maximum:
@@ -125,18 +193,47 @@ def check_float(
 
 def check_float_list(value: object, path: Path, errors: list[FieldError]) -> object:
     """A list of finite numbers; every bad element is reported at its index."""
-    if not isinstance(value, list | tuple):
+    items = _plain_list(value)
+    if items is None:
         return _fail(errors, path, f"expected an array of numbers, got {json_type(value)}")
     before = len(errors)
-    numbers = [check_float(item, (*path, index), errors) for index, item in enumerate(value)]
+    numbers = [check_float(item, (*path, index), errors) for index, item in enumerate(items)]
     return INVALID if len(errors) > before else numbers
 
 
+def check_int_list(value: object, path: Path, errors: list[FieldError]) -> list[object] | None:
+    """The elements of a list or tuple (a plain copy), or None with the error reported."""
+    items = _plain_list(value)
+    if items is None:
+        _fail(errors, path, f"expected an array of integers, got {json_type(value)}")
+    return items
+
+
 def check_object(value: object, path: Path, errors: list[FieldError]) -> object:
-    """A JSON object: a dict whose keys are all strings; returns a shallow copy."""
-    if not isinstance(value, dict):
+    """A JSON object: a dict whose keys are all strings; returns a plain copy."""
+    items = plain_items(value)
+    if items is None:
         return _fail(errors, path, f"expected an object, got {json_type(value)}")
-    bad_keys = [key for key in value if not isinstance(key, str)]
-    for key in bad_keys:
-        _fail(errors, (*path, show(key)), f"object keys must be strings, got {json_type(key)}")
-    return INVALID if bad_keys else dict(value)
+    members, key_errors = string_keyed(items, path)
+    errors += key_errors
+    return INVALID if key_errors else members
+
+
+def string_keyed(
+    items: list[tuple[object, object]], path: Path
+) -> tuple[dict[str, object], list[FieldError]]:
+    """A plain dict of the items whose keys are strings, and an error for every other key.
+
+    A ``str`` subclass key is read by value; if two keys then read alike, the later value
+    wins, as with a name repeated in a JSON object.
+    """
+    members: dict[str, object] = {}
+    key_errors: list[FieldError] = []
+    for key, value in items:
+        name = exact_str(key)
+        if name is None:
+            message = f"object keys must be strings, got {json_type(key)}"
+            key_errors.append(FieldError((*path, show(key)), message))
+        else:
+            members[name] = value
+    return members, key_errors

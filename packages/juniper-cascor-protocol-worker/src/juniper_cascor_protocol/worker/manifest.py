@@ -17,9 +17,9 @@ from juniper_cascor_protocol.worker._checks import (
     INVALID,
     Path,
     check_int,
+    check_int_list,
     check_object,
     check_str,
-    json_type,
     show,
 )
 from juniper_cascor_protocol.worker._extra import KeepsExtraKeys
@@ -99,19 +99,22 @@ def _check_shape(value: object, path: Path, errors: list[FieldError]) -> object:
     if value is INVALID:
         errors.append(FieldError(path, "missing required field"))
         return INVALID
-    if not isinstance(value, list | tuple):
-        errors.append(FieldError(path, f"expected an array of integers, got {json_type(value)}"))
+    items = check_int_list(value, path, errors)
+    if items is None:
         return INVALID
-    if len(value) > MAX_NDIM:
-        errors.append(FieldError(path, f"at most {MAX_NDIM} dimensions, got {len(value)}"))
+    if len(items) > MAX_NDIM:
+        errors.append(FieldError(path, f"at most {MAX_NDIM} dimensions, got {len(items)}"))
         return INVALID
     before = len(errors)
-    for index, dimension in enumerate(value):
+    shape: list[int] = []
+    for index, dimension in enumerate(items):
         checked = check_int(dimension, (*path, index), errors, minimum=0)
-        if isinstance(checked, int) and checked >= _DIMENSION_LIMIT:
-            message = f"must be below 2**32 (a frame's u32), got {show(dimension)}"
-            errors.append(FieldError((*path, index), message))
-    return INVALID if len(errors) > before else list(value)
+        if isinstance(checked, int):
+            if checked >= _DIMENSION_LIMIT:
+                message = f"must be below 2**32 (a frame's u32), got {show(checked)}"
+                errors.append(FieldError((*path, index), message))
+            shape.append(checked)
+    return INVALID if len(errors) > before else shape
 
 
 class TensorManifest:

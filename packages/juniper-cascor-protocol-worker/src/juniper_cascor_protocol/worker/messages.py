@@ -17,10 +17,11 @@ Rules shared by every message:
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar, cast
 
 from juniper_cascor_protocol.worker._checks import (
     INVALID,
@@ -30,8 +31,11 @@ from juniper_cascor_protocol.worker._checks import (
     check_int,
     check_object,
     check_str,
+    exact_str,
     json_type,
+    plain_items,
     show,
+    string_keyed,
 )
 from juniper_cascor_protocol.worker._extra import KeepsExtraKeys
 from juniper_cascor_protocol.worker.field_error import FieldError
@@ -39,6 +43,7 @@ from juniper_cascor_protocol.worker.manifest import TensorManifest, TensorSpec, 
 from juniper_cascor_protocol.worker.message_type import WorkerMessageType
 
 __all__ = [
+    "MALFORMED_JSON",
     "RESULT_ACK_STATUSES",
     "WORKER_ID_PATTERN",
     "WORKER_MESSAGES",
@@ -53,10 +58,14 @@ __all__ = [
     "TokenRefreshMessage",
     "WorkerMessage",
     "parse_worker_message",
+    "parse_worker_message_json",
 ]
 
 WORKER_ID_PATTERN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}")
 """What a ``worker_id`` must match entirely (``fullmatch``: no trailing newline slips in)."""
+
+MALFORMED_JSON = "malformed JSON"
+"""How the error of :func:`parse_worker_message_json` on text that is not JSON begins."""
 
 RESULT_ACK_STATUSES = ("accepted", "duplicate", "stale", "rejected")
 """The values of ``result_ack.status``; see :class:`ResultAckMessage`."""
@@ -115,7 +124,7 @@ def _count(value: object, path: Path, errors: list[FieldError]) -> object:
 
 
 def _bool(value: object, path: Path, errors: list[FieldError]) -> object:
-    if isinstance(value, bool):
+    if type(value) is bool:
         return value
     errors.append(FieldError(path, f"expected a boolean, got {json_type(value)}"))
     return INVALID
@@ -188,13 +197,26 @@ class WorkerMessage(KeepsExtraKeys):
 
     @classmethod
     def parse(cls, obj: object) -> Self | list[FieldError]:
-        """The message ``obj`` (a decoded JSON object) holds, or every problem found in it."""
+        """The message ``obj`` (a decoded JSON object) holds, or every problem found in it.
+
+        A ``dict`` subclass is read as stored (its own methods are never called) and ``str``
+        subclasses by value, so no input makes ``parse`` raise.
+        """
+        items = plain_items(obj)
+        if items is None:
+            return [_not_an_object(obj)]
+        members, key_errors = string_keyed(items, ())
+        return cls._parse_members(members, key_errors)
+
+    @classmethod
+    def _parse_members(
+        cls, obj: dict[str, object], key_errors: list[FieldError]
+    ) -> Self | list[FieldError]:
+        """:meth:`parse` of a plain dict with string keys; ``key_errors`` for the other keys."""
         errors: list[FieldError] = []
-        if not isinstance(obj, dict):
-            return [FieldError((), f"expected a JSON object, got {json_type(obj)}")]
         if "type" not in obj:
             errors.append(FieldError(("type",), "missing required field"))
-        elif not isinstance(obj["type"], str) or obj["type"] != cls.TYPE.value:
+        elif exact_str(obj["type"]) != cls.TYPE.value:
             wrong = f"expected {cls.TYPE.value!r} for {cls.__name__}, got {show(obj['type'])}"
             errors.append(FieldError(("type",), wrong))
         values: dict[str, Any] = {}
@@ -210,17 +232,11 @@ class WorkerMessage(KeepsExtraKeys):
             checked = spec.check(value, (spec.name,), errors)
             if checked is not INVALID:
                 values[spec.name] = checked
-        known = cls._KNOWN_KEYS
-        extra = {
-            key: value for key, value in obj.items() if isinstance(key, str) and key not in known
-        }
-        errors += [
-            FieldError((show(key),), f"object keys must be strings, got {json_type(key)}")
-            for key in obj
-            if not isinstance(key, str)
-        ]
+        errors += key_errors
         if errors:
             return errors
+        known = cls._KNOWN_KEYS
+        extra = {key: value for key, value in obj.items() if key not in known}
         construct: Callable[..., Self] = cls  # the dataclass __init__ of the subclass
         message = construct(**values)
         message._set_extra(extra)
@@ -380,18 +396,73 @@ _KNOWN_TYPES = ", ".join(_BY_TYPE)
 
 
 def parse_worker_message(obj: object) -> WorkerMessage | list[FieldError]:
-    """Parse any worker message, dispatching on its ``"type"``; never raises."""
-    if not isinstance(obj, dict):
-        return [FieldError((), f"expected a JSON object, got {json_type(obj)}")]
-    if "type" not in obj:
+    """Parse any worker message, dispatching on its ``"type"``; never raises.
+
+    Like :meth:`WorkerMessage.parse`, it reads a ``dict`` subclass as stored and ``str``
+    subclasses by value: no method of the input runs.
+    """
+    items = plain_items(obj)
+    if items is None:
+        return [_not_an_object(obj)]
+    members, key_errors = string_keyed(items, ())
+    if "type" not in members:
         return [FieldError(("type",), "missing required field")]
-    message_type = obj["type"]
-    if not isinstance(message_type, str):
-        return [FieldError(("type",), f"expected a string, got {json_type(message_type)}")]
+    message_type = exact_str(members["type"])
+    if message_type is None:
+        return [FieldError(("type",), f"expected a string, got {json_type(members['type'])}")]
     message_class = _BY_TYPE.get(message_type)
     if message_class is None:
         message = (
             f"unknown worker message type {show(message_type)}; expected one of {_KNOWN_TYPES}"
         )
         return [FieldError(("type",), message)]
-    return message_class.parse(obj)
+    return message_class._parse_members(members, key_errors)
+
+
+def parse_worker_message_json(
+    raw: str | bytes | bytearray | memoryview,
+) -> WorkerMessage | list[FieldError]:
+    """Parse the text of one WebSocket message straight into a worker message; never raises.
+
+    The result is that of ``parse_worker_message(json.loads(raw))``; text :func:`json.loads`
+    refuses gives one ``FieldError`` at path ``()`` whose message starts with
+    :data:`MALFORMED_JSON` and says why (not JSON, not UTF-8, nested too deeply, an integer
+    longer than the interpreter converts). JSON that is not an object gives the error
+    ``parse_worker_message`` gives (``expected a JSON object, got array``).
+
+    Raises:
+        TypeError: ``raw`` is not ``str``, ``bytes``, ``bytearray`` or ``memoryview`` (a bug in
+            the caller, not bad input from a peer).
+    """
+    text: str | bytes | bytearray
+    kind = type(raw)
+    if kind is str or kind is bytes or kind is bytearray:
+        text = cast(str | bytes | bytearray, raw)
+    elif kind is memoryview:
+        text = cast(memoryview, raw).tobytes()
+    elif issubclass(kind, str):  # read by value: json.loads would call its methods
+        text = str.__str__(cast(str, raw))
+    elif issubclass(kind, bytes | bytearray):
+        text = bytes(memoryview(cast(bytes | bytearray, raw)))
+    else:
+        raise TypeError(
+            "parse_worker_message_json: raw must be str, bytes, bytearray or memoryview, "
+            f"got {kind.__name__}"
+        )
+    try:
+        decoded = json.loads(text)
+    except RecursionError:
+        return [FieldError((), f"{MALFORMED_JSON}: nested too deeply to parse")]
+    except UnicodeDecodeError as exc:
+        reason = f"not valid {exc.encoding}: {exc.reason} at byte {exc.start}"
+        return [FieldError((), f"{MALFORMED_JSON}: {reason}")]
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno} (char {exc.pos})"
+        return [FieldError((), f"{MALFORMED_JSON}: {exc.msg} at {where}")]
+    except ValueError as exc:  # an integer past sys.get_int_max_str_digits(), say
+        return [FieldError((), f"{MALFORMED_JSON}: {exc}")]
+    return parse_worker_message(decoded)
+
+
+def _not_an_object(obj: object) -> FieldError:
+    return FieldError((), f"expected a JSON object, got {json_type(obj)}")
