@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from conftest import Venv
+    from conftest import Venv, VenvFactory
 
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = (ROOT / "VERSION").read_text(encoding="utf-8").strip()
@@ -129,6 +129,19 @@ def test_meta_wheel_installs_the_upgrade_guard_and_a_healthy_import_never_uses_i
     # The .pth put the guard on sys.path after site-packages; the real __init__ still won.
     assert sys_path.index(guard) > sys_path.index(site_packages)
     assert Path(top_level_file) == Path(site_packages) / "juniper_cascor_protocol" / "__init__.py"
+
+
+def test_meta_wheel_without_the_worker_wheel_says_what_is_missing(
+    venv_factory: VenvFactory, wheels: dict[str, Path]
+) -> None:
+    venv = venv_factory("meta-without-worker")
+    venv.install("--no-deps", wheels["meta"], wheels["envelope"])
+    failed = venv.python_result("import juniper_cascor_protocol")
+    error = failed.stderr.strip().splitlines()[-1]
+    assert error.startswith("ImportError: juniper_cascor_protocol cannot be imported: ")
+    assert "juniper-cascor-protocol-worker, which provides" in error
+    assert "is not installed" in error
+    assert f"juniper-cascor-protocol-worker=={VERSION}" in error.split("Repair: ")[1]
 
 
 def test_meta_wheel_provides_the_command_line_tool(meta_venv: Venv) -> None:

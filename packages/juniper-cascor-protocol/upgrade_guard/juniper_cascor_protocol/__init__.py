@@ -37,7 +37,10 @@ def repair_command() -> str:
 
 def missing_files(name: str) -> list[str]:
     """Files of the package that the distribution's RECORD lists but that are not on disk."""
-    files = metadata.distribution(name).files or []
+    try:
+        files = metadata.distribution(name).files or []
+    except metadata.PackageNotFoundError:
+        return []
     return [
         path.as_posix()
         for path in files
