@@ -240,7 +240,9 @@ responses = st.builds(
     st.dictionaries(st.sampled_from(["result", "error", "code"]), json_values, max_size=2),
 )
 loose_responses = st.builds(
-    lambda command_id, extra: frame_text(type="command_response", command_id=command_id, **extra),
+    lambda command_id, extra: frame_text(
+        **{**extra, "type": "command_response", "command_id": command_id}
+    ),
     ids,
     st.dictionaries(st.text(max_size=6), json_values, max_size=3),
 )
