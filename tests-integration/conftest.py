@@ -217,6 +217,12 @@ def wheels(built: dict[str, Built]) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="session")
+def distributions() -> dict[str, str]:
+    """The distribution names, keyed like ``built``."""
+    return dict(DISTRIBUTIONS)
+
+
+@pytest.fixture(scope="session")
 def worker_venv(venv_factory: VenvFactory, wheels: dict[str, Path]) -> Venv:
     """The slim worker image: the worker wheel alone."""
     venv = venv_factory("worker")

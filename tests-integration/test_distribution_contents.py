@@ -18,12 +18,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 LICENSE = (ROOT / "LICENSE").read_text(encoding="utf-8")
-KEYS = ["worker", "envelope", "meta"]
-PACKAGE_FOLDERS = {
-    "worker": "juniper-cascor-protocol-worker",
-    "envelope": "juniper-cascor-protocol-envelope",
-    "meta": "juniper-cascor-protocol",
-}
+KEYS = ["worker", "envelope", "meta"]  # as the `built` fixture names them
 
 
 def _wheel_metadata(wheel: Path) -> tuple[Message, dict[str, str]]:
@@ -50,11 +45,14 @@ def _sdist_files(sdist: Path) -> dict[str, bytes]:
         }
 
 
-def test_the_repository_states_the_license_in_every_distribution_folder() -> None:
+def test_the_repository_states_the_license_in_every_distribution_folder(
+    distributions: dict[str, str],
+) -> None:
     assert LICENSE.startswith(
         "MIT License\n\nCopyright (c) 2026 The juniper-cascor-protocol authors"
     )
-    for folder in PACKAGE_FOLDERS.values():
+    assert sorted(distributions) == sorted(KEYS)
+    for folder in distributions.values():
         # hatchling roots each sdist at its package folder, so each holds its own copy.
         assert (ROOT / "packages" / folder / "LICENSE").read_text(encoding="utf-8") == LICENSE
 
