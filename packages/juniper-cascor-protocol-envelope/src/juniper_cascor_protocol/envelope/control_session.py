@@ -255,6 +255,23 @@ class ControlClientSession:
     Not thread-safe: the shell serializes calls (one event loop does).
     """
 
+    __slots__ = (
+        "_default_timeout",
+        "_earliest",
+        "_incompatibility",
+        "_max_frame_bytes",
+        "_max_pending",
+        "_max_remembered",
+        "_new_id",
+        "_pending",
+        "_refused",
+        "_state",
+        "_supported",
+        "_timed_out",
+        "_totals",
+        "_unknown_frames",
+    )
+
     def __init__(
         self,
         *,
