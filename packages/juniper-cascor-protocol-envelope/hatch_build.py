@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from hatchling.builders.config import BuilderConfig
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 
-class SdistWithoutGitignoreHook(BuildHookInterface):  # type: ignore[type-arg]
+class SdistWithoutGitignoreHook(BuildHookInterface[BuilderConfig]):
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         forced = build_data["force_include"]
         for source in [source for source, target in forced.items() if target == ".gitignore"]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hatchling.builders.config import BuilderConfig
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from hatchling.metadata.plugin.interface import MetadataHookInterface
 
@@ -28,7 +29,7 @@ class PinSiblingsHook(MetadataHookInterface):
         metadata["dependencies"] = [f"{name}=={version}" for name in SIBLINGS]
 
 
-class MetaBuildHook(BuildHookInterface):  # type: ignore[type-arg]
+class MetaBuildHook(BuildHookInterface[BuilderConfig]):
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
         forced = build_data["force_include"]
         if self.target_name == "sdist":
