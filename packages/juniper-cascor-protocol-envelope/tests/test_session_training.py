@@ -9,6 +9,8 @@ import pytest
 
 from juniper_cascor_protocol.envelope import (
     PROTOCOL_VERSION,
+    UNKNOWN_TYPE_BUDGET,
+    UNMATCHED_TYPE_LABEL,
     BaseEnvelope,
     Chunker,
     ChunkRejected,
@@ -264,3 +266,11 @@ def test_a_malformed_chunk_is_rejected() -> None:
     frame = '{"type": "chunked_message", "timestamp": 1, "data": {"chunk_id": 3}, "seq": 1}'
     events = consumer.receive(frame, now=0.0)
     assert events[-1] == ChunkRejected(RejectReason.MALFORMED, None)
+
+
+def test_a_ping_is_recognized_after_the_label_budget_is_spent() -> None:
+    consumer = TrainingConsumerSession()
+    for index in range(UNKNOWN_TYPE_BUDGET + 1):
+        consumer.receive(f'{{"type": "kind-{index}", "timestamp": 1, "data": {{}}}}', now=0.0)
+    assert consumer.stats().unknown[UNMATCHED_TYPE_LABEL] == 1
+    assert consumer.receive('{"type": "ping", "ts": 2.0}', now=0.0) == [PingReceived()]

@@ -387,7 +387,7 @@ class ControlClientSession:
             events.append(self._match(envelope))
         elif (greeting := greeting_outcome(envelope, self._supported)) is not None:
             events.append(self._greeted(greeting))
-        elif is_ping(envelope):
+        elif is_ping(envelope, text):
             self._totals["heartbeats"] += 1
             events.append(PingReceived())
         else:

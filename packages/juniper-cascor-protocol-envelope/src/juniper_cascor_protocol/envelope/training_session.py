@@ -384,7 +384,7 @@ class TrainingConsumerSession:
             events.append(text)
             return events
         envelope = decode_frame(text)
-        if is_ping(envelope):
+        if is_ping(envelope, text):
             self._heartbeats += 1
             events.append(PingReceived())
             return events
