@@ -25,12 +25,12 @@ __all__ = [
     "check_float",
     "check_float_list",
     "check_int",
-    "check_int_list",
     "check_object",
     "check_str",
     "exact_str",
     "json_type",
     "plain_items",
+    "plain_list",
     "show",
     "string_keyed",
 ]
@@ -99,7 +99,7 @@ def plain_items(value: object) -> list[tuple[object, object]] | None:
     return list(dict.items(cast(dict[object, object], value)))
 
 
-def _plain_list(value: object) -> list[object] | None:
+def plain_list(value: object) -> list[object] | None:
     """A list copy of a list or tuple, read without calling its methods, or None."""
     kind = type(value)
     if issubclass(kind, list):
@@ -193,20 +193,12 @@ def check_float(
 
 def check_float_list(value: object, path: Path, errors: list[FieldError]) -> object:
     """A list of finite numbers; every bad element is reported at its index."""
-    items = _plain_list(value)
+    items = plain_list(value)
     if items is None:
         return _fail(errors, path, f"expected an array of numbers, got {json_type(value)}")
     before = len(errors)
     numbers = [check_float(item, (*path, index), errors) for index, item in enumerate(items)]
     return INVALID if len(errors) > before else numbers
-
-
-def check_int_list(value: object, path: Path, errors: list[FieldError]) -> list[object] | None:
-    """The elements of a list or tuple (a plain copy), or None with the error reported."""
-    items = _plain_list(value)
-    if items is None:
-        _fail(errors, path, f"expected an array of integers, got {json_type(value)}")
-    return items
 
 
 def check_object(value: object, path: Path, errors: list[FieldError]) -> object:

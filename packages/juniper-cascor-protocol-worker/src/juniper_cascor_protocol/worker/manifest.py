@@ -17,15 +17,15 @@ from juniper_cascor_protocol.worker._checks import (
     INVALID,
     Path,
     check_int,
-    check_int_list,
     check_object,
     check_str,
+    json_type,
+    plain_list,
     show,
 )
 from juniper_cascor_protocol.worker._extra import KeepsExtraKeys
 from juniper_cascor_protocol.worker.binary_frame import (
     MAX_NDIM,
-    BinaryFrame,
     as_frame_array,
     dtype_from_text,
     frame_array,
@@ -99,8 +99,9 @@ def _check_shape(value: object, path: Path, errors: list[FieldError]) -> object:
     if value is INVALID:
         errors.append(FieldError(path, "missing required field"))
         return INVALID
-    items = check_int_list(value, path, errors)
+    items = plain_list(value)
     if items is None:
+        errors.append(FieldError(path, f"expected an array of integers, got {json_type(value)}"))
         return INVALID
     if len(items) > MAX_NDIM:
         errors.append(FieldError(path, f"at most {MAX_NDIM} dimensions, got {len(items)}"))
@@ -232,7 +233,7 @@ def _check_array(
         errors.append(FieldError((name, "dtype"), f"expected {spec.dtype}, got {array.dtype}"))
     if not errors:
         try:
-            BinaryFrame.encoded_size(array)  # what the manifest promises may still not travel
+            frame_array(array)  # what the manifest promises may still be more than a frame takes
         except (TypeError, ValueError) as exc:
             errors.append(FieldError((name,), str(exc)))
     if not allow_non_finite and array.dtype.kind in "fc" and not np.isfinite(array).all():
