@@ -30,7 +30,7 @@ from juniper_cascor_protocol.envelope import (
     MetricsEnvelope,
     PendingLimitError,
     Reassembler,
-    RejectReason,
+    Refusal,
     RequestRejected,
     SeqAnomaly,
     StateEnvelope,
@@ -118,7 +118,7 @@ hostile_training = st.one_of(
 
 # Bounded key sets: known names, reserved labels and the label budget; refusals and rejections.
 MAX_TYPE_KEYS = len(KNOWN_ENVELOPES) + len(RESERVED_LABELS) + UNKNOWN_TYPE_BUDGET
-MAX_REFUSED_KEYS = 2 + len(RejectReason)
+MAX_REFUSED_KEYS = len(Refusal)
 
 IN_FLIGHT, MESSAGE_BYTES, BUFFERED_BYTES, REMEMBERED = 3, 3000, 6000, 16
 small_reassembler = functools.partial(
@@ -305,7 +305,7 @@ def test_a_control_client_never_raises_on_frames_and_stays_within_its_bounds(
         stats = client.stats()
         assert client.pending == stats.pending <= PENDING
         assert stats.remembered_ids <= REMEMBERED_IDS
-        assert len(stats.refused) <= 2
+        assert len(stats.refused) <= MAX_REFUSED_KEYS
         assert len(stats.unknown_frames) <= MAX_TYPE_KEYS
     stats = client.stats()
     closed = stats.answered + stats.invalid_responses + stats.timed_out + stats.abandoned

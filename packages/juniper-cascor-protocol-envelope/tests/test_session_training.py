@@ -266,6 +266,8 @@ def test_a_malformed_chunk_is_rejected() -> None:
     frame = '{"type": "chunked_message", "timestamp": 1, "data": {"chunk_id": 3}, "seq": 1}'
     events = consumer.receive(frame, now=0.0)
     assert events[-1] == ChunkRejected(RejectReason.MALFORMED, None)
+    stats = consumer.stats()
+    assert (dict(stats.reassembly.rejected), dict(stats.refused)) == ({"malformed": 1}, {})
 
 
 def test_a_ping_is_recognized_after_the_label_budget_is_spent() -> None:

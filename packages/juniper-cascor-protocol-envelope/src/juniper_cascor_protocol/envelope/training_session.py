@@ -279,7 +279,7 @@ class TrainingConsumerStats:
     unknown: Mapping[str, int]
     """Unknown frames, by bounded label."""
     refused: Mapping[str, int]
-    """Messages not read, by :class:`Refusal`, and chunks rejected, by :class:`RejectReason`."""
+    """Messages not read, by :class:`Refusal` (chunks rejected: ``reassembly.rejected``)."""
     heartbeats: int
     greetings: int
     """``connection_established`` frames, reported as :class:`Established` or
@@ -401,7 +401,6 @@ class TrainingConsumerSession:
                 events.append(SeqAnomaly(observation))
         outcome = self._reassembler.feed(envelope)
         if outcome.status is ReassemblyStatus.REJECTED and outcome.reason is not None:
-            self._refused[outcome.reason] += 1
             events.append(ChunkRejected(outcome.reason, outcome.chunk_id))
         elif outcome.status is ReassemblyStatus.COMPLETE and outcome.envelope is not None:
             original = outcome.envelope
