@@ -1,5 +1,6 @@
 """The ``/ws/v1/workers`` protocol of juniper-cascor: message types, the JSON messages, the
-tensor manifest and the binary tensor frame.
+tensor manifest, the binary tensor frame, and the sans-I/O sessions of both ends
+(:class:`WorkerSession`, :class:`ServerSession`).
 
 Depends on numpy only (never on Pydantic), so a slim worker image can install it alone.
 """
@@ -13,6 +14,7 @@ from juniper_cascor_protocol.worker.binary_frame import (
     MAX_NDIM,
     BinaryFrame,
 )
+from juniper_cascor_protocol.worker.close_codes import CloseCode, should_reconnect
 from juniper_cascor_protocol.worker.field_error import FieldError
 from juniper_cascor_protocol.worker.manifest import TensorManifest, TensorSpec, check_tensors
 from juniper_cascor_protocol.worker.message_type import WorkerMessageType
@@ -34,35 +36,129 @@ from juniper_cascor_protocol.worker.messages import (
     parse_worker_message,
     parse_worker_message_json,
 )
+from juniper_cascor_protocol.worker.protocol_version import (
+    LEGACY_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
+    SUPPORTED_PROTOCOL_VERSIONS,
+    is_compatible,
+    parse_protocol_version,
+)
+from juniper_cascor_protocol.worker.server_session import ServerSession
+from juniper_cascor_protocol.worker.session_events import (
+    VIOLATION_LABELS,
+    Closed,
+    ConnectionEstablished,
+    HeartbeatDue,
+    MessageReceived,
+    PeerSilent,
+    Registered,
+    ResultAcknowledged,
+    ResultReceived,
+    ResultTimedOut,
+    SessionEvent,
+    SessionState,
+    TaskReceived,
+    TaskRefused,
+    VersionIncompatible,
+    Violation,
+    WorkerRegistered,
+)
+from juniper_cascor_protocol.worker.session_limits import (
+    DEFAULT_BATCH_BYTE_BUDGET,
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_REGISTER_TIMEOUT,
+    DEFAULT_RESULT_TIMEOUT,
+    LIVENESS_FACTOR,
+    MAX_JSON_MESSAGE_BYTES,
+    MIN_ACCEPTED_MESSAGE_BYTES,
+)
+from juniper_cascor_protocol.worker.tensor_names import (
+    BIAS,
+    CANDIDATE_INPUT,
+    CANDIDATE_UUID_KEY,
+    NORM_ERROR,
+    NORM_OUTPUT,
+    REQUIRED_TASK_TENSORS,
+    RESIDUAL_ERROR,
+    RESULT_TENSORS,
+    TARGET,
+    TASK_TENSORS,
+    WEIGHTS,
+)
+from juniper_cascor_protocol.worker.worker_session import WorkerSession
 
 __version__: str = _distribution_version("juniper-cascor-protocol-worker")
 
 __all__ = [
+    "BIAS",
+    "CANDIDATE_INPUT",
+    "CANDIDATE_UUID_KEY",
     "DECODE_ERROR_PREFIXES",
+    "DEFAULT_BATCH_BYTE_BUDGET",
+    "DEFAULT_HEARTBEAT_INTERVAL",
+    "DEFAULT_REGISTER_TIMEOUT",
+    "DEFAULT_RESULT_TIMEOUT",
+    "LEGACY_PROTOCOL_VERSION",
+    "LIVENESS_FACTOR",
     "MALFORMED_JSON",
     "MAX_DTYPE_BYTES",
     "MAX_FRAME_BYTES",
+    "MAX_JSON_MESSAGE_BYTES",
     "MAX_NDIM",
+    "MIN_ACCEPTED_MESSAGE_BYTES",
+    "NORM_ERROR",
+    "NORM_OUTPUT",
+    "PROTOCOL_VERSION",
+    "REQUIRED_TASK_TENSORS",
+    "RESIDUAL_ERROR",
     "RESULT_ACK_STATUSES",
+    "RESULT_TENSORS",
+    "SUPPORTED_PROTOCOL_VERSIONS",
+    "TARGET",
+    "TASK_TENSORS",
+    "VIOLATION_LABELS",
+    "WEIGHTS",
     "WORKER_ID_PATTERN",
     "WORKER_MESSAGES",
     "BinaryFrame",
+    "CloseCode",
+    "Closed",
+    "ConnectionEstablished",
     "ConnectionEstablishedMessage",
     "ErrorMessage",
     "FieldError",
+    "HeartbeatDue",
     "HeartbeatMessage",
+    "MessageReceived",
+    "PeerSilent",
     "RegisterMessage",
+    "Registered",
     "RegistrationAckMessage",
     "ResultAckMessage",
+    "ResultAcknowledged",
+    "ResultReceived",
+    "ResultTimedOut",
+    "ServerSession",
+    "SessionEvent",
+    "SessionState",
     "TaskAssignMessage",
+    "TaskReceived",
+    "TaskRefused",
     "TaskResultMessage",
     "TensorManifest",
     "TensorSpec",
     "TokenRefreshMessage",
+    "VersionIncompatible",
+    "Violation",
     "WorkerMessage",
     "WorkerMessageType",
+    "WorkerRegistered",
+    "WorkerSession",
     "__version__",
     "check_tensors",
+    "is_compatible",
+    "parse_protocol_version",
     "parse_worker_message",
     "parse_worker_message_json",
+    "should_reconnect",
 ]
