@@ -1,7 +1,8 @@
 """Sans-I/O sessions of ``/ws/control``: a client issuing commands and the server answering them.
 
 No sockets, no clock, no threads: the shell passes each received message and the current time
-(``now``, from a monotonic clock) in and sends the texts it gets back.
+in and sends the texts it gets back. ``now`` is monotonic for the client, which times requests
+out, and wall-clock Unix seconds for the server, which stamps its frames' ``timestamp`` with it.
 
 Client (:class:`ControlClientSession`): :meth:`~ControlClientSession.issue` turns a command into
 the request text with a fresh ``command_id`` and remembers it until its deadline;
