@@ -216,6 +216,7 @@ def test_register_must_come_in_time() -> None:
         (CloseCode.AUTH_REQUIRED, False),
         (CloseCode.ORIGIN_FORBIDDEN, False),
         (CloseCode.UNSUPPORTED_VERSION, False),
+        (CloseCode.REPLACED, False),
         (CloseCode.GOING_AWAY, True),
         (CloseCode.PEER_SILENT, True),
         (1012, True),
@@ -551,3 +552,10 @@ def test_an_unknown_message_type_after_registration_is_tolerated() -> None:
     assert isinstance(violation, Violation)
     assert (violation.label, violation.close_code) == ("unknown_type", None)
     assert server.state is SessionState.READY
+
+
+def test_a_refreshed_token_is_kept_for_the_next_connection() -> None:
+    _, worker = registered()
+    [seen] = worker.receive(wire({"type": "token_refresh", "token": "k2", "expires_at": 9.0}), 1.0)
+    assert isinstance(seen, MessageReceived)
+    assert worker.token == "k2"

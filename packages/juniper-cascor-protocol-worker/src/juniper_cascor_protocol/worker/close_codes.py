@@ -2,7 +2,7 @@
 
 The 4xxx codes are those juniper-cascor 0.12 already sends (4001, 4003-4008, 4029), plus the
 ones this protocol adds: 4009 (protocol version not supported), 4010 (no more work: do not
-reconnect) and 4011 (the peer fell silent).
+reconnect), 4011 (the peer fell silent) and 4012 (replaced by a newer connection).
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class CloseCode(IntEnum):
     """The server is shutting down or has no work for this worker: do not reconnect."""
     PEER_SILENT = 4011
     """Nothing was received for longer than the liveness timeout."""
+    REPLACED = 4012
+    """Another connection registered with this worker id; the newer one is the worker."""
     RATE_LIMITED = 4029
     """Too many connection attempts from this address; reconnect later."""
 
@@ -51,6 +53,7 @@ _FINAL = frozenset(
         CloseCode.ORIGIN_FORBIDDEN,
         CloseCode.UNSUPPORTED_VERSION,
         CloseCode.NO_MORE_WORK,
+        CloseCode.REPLACED,
     }
 )
 
@@ -58,8 +61,9 @@ _FINAL = frozenset(
 def should_reconnect(code: int | None) -> bool:
     """Whether a worker whose connection closed with ``code`` should connect again (with backoff).
 
-    No for a refused key or Origin, an unsupported version and "no more work": retrying cannot
-    succeed, and a worker that loops register-and-close only loads the server. Yes for every
-    other code, an unknown one or none (the connection dropped).
+    No for a refused key or Origin, an unsupported version, "no more work" and "replaced":
+    retrying cannot succeed (or would fight the newer connection of the same worker id), and a
+    worker that loops register-and-close only loads the server. Yes for every other code, an
+    unknown one or none (the connection dropped).
     """
     return code not in _FINAL

@@ -137,6 +137,8 @@ class WorkerSession(SessionCore):
         self.max_tasks_in_flight = max_tasks_in_flight
         self.protocol_version: str | None = None
         """The version the server announced, once it did."""
+        self.token: str | None = None
+        """The latest ``token_refresh`` token: send it as ``X-API-Key`` when reconnecting."""
         self._tasks: dict[str, TaskAssignMessage] = {}
         self._awaiting_ack: dict[str, None] = {}
         self._receiving: TaskAssignMessage | None = None
@@ -231,6 +233,8 @@ class WorkerSession(SessionCore):
                 return [ResultAcknowledged(message)]
             reason = f"result_ack for task {message.task_id!r}, which awaits no ack"
             return [Violation("unexpected_message", clip(reason), None)]
+        if isinstance(message, TokenRefreshMessage):
+            self.token = message.token
         if isinstance(message, _PASSIVE):
             return [MessageReceived(message)]
         return self._unexpected(message, "after registration", fatal=False)
