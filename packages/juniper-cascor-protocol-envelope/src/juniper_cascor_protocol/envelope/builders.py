@@ -1,4 +1,4 @@
-"""Producer side: build envelopes stamped for the wire, and serialize them (SPEC §2, §4).
+"""Producer side: build envelopes stamped for the wire, and serialize them.
 
 The ``seq`` rule, applied by :class:`BroadcastBuilder` in one place:
 

@@ -1,4 +1,4 @@
-"""Splitting envelopes too large for one frame into ``chunked_message`` frames, and back (SPEC §4).
+"""Splitting envelopes too large for one frame into ``chunked_message`` frames, and back.
 
 Producer: :class:`Chunker` serializes an envelope to its wire JSON and, if that does not fit in
 ``max_frame_bytes``, cuts the JSON *text* into payloads so that every chunk frame's own wire

@@ -1,5 +1,5 @@
 """``/ws/control``: the command names, statuses and request model, and the two envelopes the
-server sends there (``command_response`` and ``connection_established``) (SPEC §4).
+server sends there (``command_response`` and ``connection_established``).
 
 A client sends ``{"command": str, "params": {...}, "command_id": str}`` as one JSON text frame;
 the server answers with a ``command_response`` envelope echoing ``command`` and ``command_id``.

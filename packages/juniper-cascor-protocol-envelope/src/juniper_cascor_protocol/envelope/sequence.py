@@ -1,4 +1,4 @@
-"""``seq`` on ``/ws/training``: the producer's counter and the consumer's gap tracker (SPEC §4).
+"""``seq`` on ``/ws/training``: the producer's counter and the consumer's gap tracker.
 
 ``seq`` is per wire frame: every broadcast frame the server sends gets the next number, and
 ``initial_metrics`` (sent to one client on connect) reports the last number handed out as
