@@ -112,7 +112,7 @@ def test_the_handshake_registers_the_worker_on_both_ends() -> None:
     worker = WorkerSession("worker-1", now=0.0, capabilities={"gpu": False})
     greeting = server.data_to_send()
     assert decoded(greeting) == [
-        {"type": "connection_established", "server_version": "0.13.0", "protocol_version": "1.0"}
+        {"type": "connection_established", "server_version": "0.13.0", "protocol_version": "0.3"}
     ]
     assert of_type(feed(worker, greeting, 0.0), ConnectionEstablished)
     register = worker.data_to_send()
@@ -138,7 +138,7 @@ def test_the_worker_adopts_the_id_the_server_assigns() -> None:
     assert decoded(worker.send_heartbeat(1.0))[0]["worker_id"] == "srv-w1"
 
 
-@pytest.mark.parametrize("announced", ["2.0", "0.9", "one", "1.0.0", ""])
+@pytest.mark.parametrize("announced", ["1.0", "2.3", "one", "0.3.0", "03.1", ""])
 def test_a_server_version_the_worker_lacks_is_a_typed_incompatibility(announced: str) -> None:
     worker = WorkerSession("w1", now=0.0)
     greeting = wire({"type": "connection_established", "protocol_version": announced})
@@ -150,18 +150,20 @@ def test_a_server_version_the_worker_lacks_is_a_typed_incompatibility(announced:
     assert worker.data_to_send() == []  # no register to a server it cannot understand
 
 
-def test_a_server_naming_no_version_speaks_the_legacy_one() -> None:
+def test_a_server_naming_no_version_is_read_as_compatible() -> None:
     """juniper-cascor 0.12 sends ``{"type": "connection_established", "data": {...}}``."""
     worker = WorkerSession("w1", now=0.0)
     greeting = wire({"type": "connection_established", "data": {"channel": "workers"}})
     [event] = worker.receive(greeting, 0.0)
     assert isinstance(event, ConnectionEstablished)
-    assert event.protocol_version == "1.0"
+    assert event.protocol_version is None
+    assert decoded(worker.data_to_send())[0]["type"] == "register"
 
 
-def test_a_later_minor_version_is_compatible() -> None:
-    assert is_compatible("1.7", ["1.0"])
-    assert not is_compatible("2.0", ["1.0"])
+def test_another_minor_version_is_compatible() -> None:
+    assert is_compatible("0.7", ["0.3"])
+    assert is_compatible("0.2", ["0.3"])
+    assert not is_compatible("1.0", ["0.3"])
     assert parse_protocol_version("1.10") == (1, 10)
     assert parse_protocol_version("01.0") is None
     assert parse_protocol_version("1." + "9" * 10_000) is None

@@ -56,7 +56,7 @@ MANIFESTS = st.dictionaries(
 )
 TASK_IDS = st.sampled_from(["t1", "t2", "t3"])
 VALID_MESSAGES = st.one_of(
-    st.just({"type": "connection_established", "protocol_version": "1.0"}),
+    st.just({"type": "connection_established", "protocol_version": "0.3"}),
     st.just({"type": "connection_established", "protocol_version": "9.0"}),
     st.just({"type": "register", "worker_id": "w1", "capabilities": {}}),
     st.just({"type": "registration_ack", "worker_id": "w1", "heartbeat_interval": 1.0}),

@@ -37,7 +37,6 @@ from juniper_cascor_protocol.worker.messages import (
     parse_worker_message_json,
 )
 from juniper_cascor_protocol.worker.protocol_version import (
-    LEGACY_PROTOCOL_VERSION,
     PROTOCOL_VERSION,
     SUPPORTED_PROTOCOL_VERSIONS,
     is_compatible,
@@ -98,7 +97,6 @@ __all__ = [
     "DEFAULT_HEARTBEAT_INTERVAL",
     "DEFAULT_REGISTER_TIMEOUT",
     "DEFAULT_RESULT_TIMEOUT",
-    "LEGACY_PROTOCOL_VERSION",
     "LIVENESS_FACTOR",
     "MALFORMED_JSON",
     "MAX_DTYPE_BYTES",

@@ -98,10 +98,11 @@ class MessageReceived:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionEstablished:
-    """Worker: the server greeted, speaking ``protocol_version``; ``register`` is queued."""
+    """Worker: the server greeted, speaking ``protocol_version`` (None: it named none, which is
+    read as compatible); ``register`` is queued."""
 
     message: ConnectionEstablishedMessage
-    protocol_version: str
+    protocol_version: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,6 @@ from juniper_cascor_protocol.worker.messages import (
     WorkerMessage,
 )
 from juniper_cascor_protocol.worker.protocol_version import (
-    LEGACY_PROTOCOL_VERSION,
     SUPPORTED_PROTOCOL_VERSIONS,
     is_compatible,
 )
@@ -136,7 +135,7 @@ class WorkerSession(SessionCore):
         self.required_tensors = required_tensors
         self.max_tasks_in_flight = max_tasks_in_flight
         self.protocol_version: str | None = None
-        """The version the server announced, once it did."""
+        """The version the server announced (None: it announced none, read as compatible)."""
         self.token: str | None = None
         """The latest ``token_refresh`` token: send it as ``X-API-Key`` when reconnecting."""
         self._tasks: dict[str, TaskAssignMessage] = {}
@@ -246,10 +245,9 @@ class WorkerSession(SessionCore):
         return [Violation("unexpected_message", reason, None)]
 
     def _established(self, message: ConnectionEstablishedMessage) -> list[SessionEvent]:
-        announced = message.protocol_version
-        version = LEGACY_PROTOCOL_VERSION if announced is None else announced
+        version = message.protocol_version
         self.protocol_version = version
-        if not is_compatible(version, self.supported_versions):
+        if version is not None and not is_compatible(version, self.supported_versions):
             ours = ", ".join(self.supported_versions)
             reason = clip(f"server speaks protocol {version}, this worker {ours}", 120)
             incompatible = VersionIncompatible(clip(version, 60), self.supported_versions)
