@@ -72,7 +72,7 @@ DIRECTIONS = {
     "either",
 }
 WORKED_EXAMPLE = "float32-2x3"
-SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+NON_FINITE_BY_NAME = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 Example = dict[str, Any]
 
@@ -335,7 +335,7 @@ def _frame_bytes(example: Example) -> bytes:
 
 
 def _number(value: Any) -> Any:
-    return SPECIAL_FLOATS[value] if isinstance(value, str) else value
+    return NON_FINITE_BY_NAME[value] if isinstance(value, str) else value
 
 
 def _values(value: Any, complex_pairs: bool) -> Any:
