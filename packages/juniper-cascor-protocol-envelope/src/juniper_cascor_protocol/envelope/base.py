@@ -3,8 +3,8 @@
 The typed envelopes themselves live in :mod:`.training` and :mod:`.control`.
 
 Every frame is ``{"type", "timestamp", "data", "seq"?, "emitted_at_monotonic"?}``. Unknown
-top-level keys are kept (``extra="allow"``) so ``model_dump(exclude_none=True)`` of an envelope
-equals the wire dict, key for key.
+top-level keys are kept (``extra="allow"``), even when ``null``, so
+``model_dump(exclude_none=True)`` of an envelope equals the wire dict, key for key.
 
 Two modes of validation, on purpose:
 
@@ -20,14 +20,30 @@ Two modes of validation, on purpose:
 
 ``timestamp`` and ``emitted_at_monotonic`` must be finite in both modes: ``NaN`` or infinity is
 no point in time (the fallback of ``validate_envelope`` treats them the same way).
+
+What arrives leaves unchanged: a frame that validates serializes back (``model_dump_json``) to
+the same values, so a relay re-sends exactly what it received.
+
+* ``NaN``, ``Infinity`` and ``-Infinity`` anywhere in the free-form data (a diverged loss) are
+  kept and written as those constants, as Python's :mod:`json` writes them, not as ``null``
+  (``ser_json_inf_nan="constants"`` on every model).
+* A string holding a lone surrogate (``"\\ud800"``, which :func:`json.loads` accepts) cannot
+  be encoded as UTF-8; such an envelope is written with every non-ASCII character escaped, as
+  ``json.dumps`` does, instead of failing (or, for a key, being written as ``"\\ufffd"``).
+* ``exclude_none=True`` (the wire form) leaves out the declared optional fields that are
+  ``None`` (``seq``, ``command_id``...), never an unknown key: ``"trace": null`` from a newer
+  peer is data, and is re-sent.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, get_origin
+import json
+from typing import Annotated, Any, ClassVar, Final, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetPydanticSchema
-from pydantic_core import CoreSchema, core_schema
+from pydantic_core import CoreSchema, PydanticSerializationError, core_schema, to_jsonable_python
+
+__all__ = ["BaseEnvelope", "UnknownEnvelope"]
 
 
 def _string_keys_only(value: dict[Any, Any]) -> dict[Any, Any]:
@@ -60,17 +76,112 @@ _FreeFormList = Annotated[list[Any], GetPydanticSchema(_taken_as_is_when_strict)
 
 _Finite = Field(allow_inf_nan=False)
 
+_WIRE_MODEL_CONFIG: Final = ConfigDict(extra="allow", ser_json_inf_nan="constants")
+"""The configuration of every envelope and data model: unknown keys kept, ``NaN`` re-sent."""
+
+_SURROGATE_ERROR: Final = "surrogates not allowed"
+_REPLACEMENT_CHARACTER: Final = "\ufffd"
+
 
 class BaseEnvelope(BaseModel):
     """Fields common to every envelope; ``seq`` and ``emitted_at_monotonic`` only on broadcasts."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config: ClassVar[ConfigDict] = _WIRE_MODEL_CONFIG
 
     type: str
     timestamp: Annotated[float, _Finite]
     data: _FreeFormDict = Field(default_factory=dict)
     seq: int | None = None
     emitted_at_monotonic: Annotated[float, _Finite] | None = None
+
+    def model_dump(self, *, exclude_none: bool = False, **options: Any) -> dict[str, Any]:
+        """Pydantic's ``model_dump``; ``exclude_none`` leaves unknown keys in (module docstring).
+
+        In ``mode="json"``, a key holding a lone surrogate, which Pydantic fails on, is dumped
+        as the JSON text of :meth:`model_dump_json` reads back.
+        """
+        if exclude_none and _holds_none_extra(self):
+            options = _none_extras_kept(self, options)
+        else:
+            options["exclude_none"] = exclude_none
+        try:
+            return super().model_dump(**options)
+        except (PydanticSerializationError, UnicodeEncodeError) as error:
+            if options.get("mode") != "json" or _SURROGATE_ERROR not in str(error):
+                raise
+        options.pop("mode")
+        return json.loads(self.model_dump_json(**options))  # type: ignore[no-any-return]
+
+    def model_dump_json(
+        self, *, indent: int | None = None, exclude_none: bool = False, **options: Any
+    ) -> str:
+        """Pydantic's ``model_dump_json``, which also writes strings holding lone surrogates.
+
+        Pydantic cannot encode such a string (``json.loads`` accepts ``"\\ud800"``): it fails
+        on a value and writes ``"\\ufffd"`` for a key. The envelope is then written by
+        :func:`json.dumps`, every non-ASCII character escaped, from the same values (``options``
+        as for ``model_dump``), so it reads back equal. As in :meth:`model_dump`,
+        ``exclude_none`` leaves unknown keys in.
+        """
+        if exclude_none and _holds_none_extra(self):
+            options = _none_extras_kept(self, options)
+        else:
+            options["exclude_none"] = exclude_none
+        try:
+            text = super().model_dump_json(indent=indent, **options)
+        except PydanticSerializationError as error:
+            if _SURROGATE_ERROR not in str(error):
+                raise
+        else:
+            # A replacement character may be one Pydantic wrote for a surrogate in a key: the
+            # slower path below decides (for a legitimate one, it gives the same values).
+            if _REPLACEMENT_CHARACTER not in text:
+                return text
+        options.pop("ensure_ascii", None)
+        return json.dumps(
+            super().model_dump(mode="python", **options),
+            indent=indent,
+            separators=None if indent is not None else (",", ":"),
+            default=to_jsonable_python,  # what is not JSON-native, as Pydantic's JSON mode has it
+        )
+
+
+def _holds_none_extra(envelope: BaseModel) -> bool:
+    """Whether an unknown key of ``envelope``, or of its ``data`` model, is ``None``."""
+    extra = envelope.__pydantic_extra__
+    if extra and any(value is None for value in extra.values()):
+        return True
+    data = envelope.__dict__.get("data")
+    if type(data) is dict:  # free-form data: its None values are always kept
+        return False
+    # Exact attribute lookups: ``isinstance`` on a model class goes through ``ABCMeta``.
+    data_extra: dict[str, Any] | None = getattr(data, "__pydantic_extra__", None)
+    return data_extra is not None and any(value is None for value in data_extra.values())
+
+
+def _none_extras_kept(model: BaseModel, options: dict[str, Any]) -> dict[str, Any]:
+    """``exclude_none`` for ``model``: an ``exclude`` of its declared fields that are None.
+
+    Pydantic's ``exclude_none`` drops unknown keys too. Given ``include`` or ``exclude`` of
+    their own, the caller gets Pydantic's meaning unchanged.
+    """
+    if options.get("include") is not None or options.get("exclude") is not None:
+        return {**options, "exclude_none": True}
+    return {**options, "exclude": _declared_none_fields(model)}
+
+
+def _declared_none_fields(model: BaseModel) -> dict[str, Any]:
+    """The ``exclude`` argument naming the declared fields of ``model`` (or nested) set to None."""
+    excluded: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = model.__dict__.get(name)
+        if value is None:
+            excluded[name] = True
+        elif isinstance(value, BaseModel):
+            nested = _declared_none_fields(value)
+            if nested:
+                excluded[name] = nested
+    return excluded
 
 
 class UnknownEnvelope(BaseEnvelope):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from juniper_cascor_protocol.envelope.base import BaseEnvelope, _FreeFormList
+from juniper_cascor_protocol.envelope.base import _WIRE_MODEL_CONFIG, BaseEnvelope, _FreeFormList
 
 __all__ = [
     "TRAINING_ENVELOPES",
@@ -24,33 +24,45 @@ __all__ = [
 
 
 class MetricsEnvelope(BaseEnvelope):
+    """Training metrics of one step or epoch; ``data`` is free-form (``loss``, ``accuracy``...)."""
+
     type: Literal["metrics"] = "metrics"
 
 
 class StateEnvelope(BaseEnvelope):
+    """The server's training state (``status``, ``phase``...); ``data`` is free-form."""
+
     type: Literal["state"] = "state"
 
 
 class TopologyEnvelope(BaseEnvelope):
+    """The network's current topology (units and weights); ``data`` is free-form."""
+
     type: Literal["topology"] = "topology"
 
 
 class EventEnvelope(BaseEnvelope):
+    """A notable training event (``event`` and its ``details``); ``data`` is free-form."""
+
     type: Literal["event"] = "event"
 
 
 class CascadeAddEnvelope(BaseEnvelope):
+    """A hidden unit was added to the cascade; ``data`` is free-form."""
+
     type: Literal["cascade_add"] = "cascade_add"
 
 
 class CandidateProgressEnvelope(BaseEnvelope):
+    """Progress of the candidate units' training; ``data`` is free-form."""
+
     type: Literal["candidate_progress"] = "candidate_progress"
 
 
 class InitialMetricsData(BaseModel):
     """Sent once on connect: the recent metrics and the broadcaster's current ``seq``."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config: ClassVar[ConfigDict] = _WIRE_MODEL_CONFIG
 
     metrics: _FreeFormList = Field(default_factory=list)
     count: int
@@ -58,14 +70,16 @@ class InitialMetricsData(BaseModel):
 
 
 class InitialMetricsEnvelope(BaseEnvelope):
+    """The first frame a new client gets: :class:`InitialMetricsData`."""
+
     type: Literal["initial_metrics"] = "initial_metrics"
     data: InitialMetricsData  # type: ignore[assignment]
 
 
 class ChunkedMessageData(BaseModel):
-    """One piece of an envelope too large for one frame (SPEC §4)."""
+    """One piece of an envelope too large for one frame; the pieces' payloads join into its JSON."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config: ClassVar[ConfigDict] = _WIRE_MODEL_CONFIG
 
     chunk_id: str
     chunk_index: int = Field(ge=0)
@@ -75,6 +89,8 @@ class ChunkedMessageData(BaseModel):
 
 
 class ChunkedMessageEnvelope(BaseEnvelope):
+    """One chunk of a large envelope: :class:`ChunkedMessageData`."""
+
     type: Literal["chunked_message"] = "chunked_message"
     data: ChunkedMessageData  # type: ignore[assignment]
 
