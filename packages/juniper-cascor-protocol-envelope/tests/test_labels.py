@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from typing import Any
@@ -14,10 +15,13 @@ from juniper_cascor_protocol.envelope import (
     KNOWN_ENVELOPES,
     UNKNOWN_TYPE_BUDGET,
     UNMATCHED_TYPE_LABEL,
+    LabelBudget,
     reset_unknown_label_state,
     validate_envelope,
+    validate_envelope_json,
 )
 from juniper_cascor_protocol.envelope.labels import (
+    DEFAULT_LABEL_BUDGET,
     INVALID_TYPE_LABEL,
     MAX_LABEL_LENGTH,
     MISSING_TYPE_LABEL,
@@ -82,11 +86,26 @@ def test_reserved_labels_consume_nothing() -> None:
     assert [_label(label) for label in labels] == labels
 
 
-def test_a_wire_type_equal_to_a_reserved_label_consumes_nothing() -> None:
-    for label in sorted(RESERVED_LABELS):
-        assert _label(label) == label
-    labels = [f"x{index}" for index in range(UNKNOWN_TYPE_BUDGET)]
-    assert [_label(label) for label in labels] == labels
+@pytest.mark.parametrize("reserved", sorted(RESERVED_LABELS))
+def test_a_peer_cannot_forge_a_reserved_label(reserved: str) -> None:
+    assert _label(reserved) == "x" + reserved
+    assert validate_envelope_json(json.dumps({"type": reserved})).type == "x" + reserved
+    assert validate_envelope({"type": reserved + "!"}).type == "x" + reserved + "_"
+
+
+@pytest.mark.parametrize(
+    ("raw", "label"),
+    [
+        ("_", "x_"),
+        ("__init__", "x__init__"),
+        ("_" * 100, "x" + "_" * (MAX_LABEL_LENGTH - 1)),
+        (".hidden", "x_hidden"),
+        ("\udcff", "x_"),
+        ("x_unmatched", "x_unmatched"),  # a type that is the forged form already: no collision
+    ],
+)
+def test_a_wire_label_never_starts_with_the_reserved_underscore(raw: str, label: str) -> None:
+    assert _label(raw) == label
 
 
 @pytest.mark.parametrize(
@@ -98,7 +117,7 @@ def test_a_wire_type_equal_to_a_reserved_label_consumes_nothing() -> None:
         ("metrics\n", "metrics_"),
         ("9lives", "9lives"),
         ("x" * 100, "x" * MAX_LABEL_LENGTH),
-        ("é" * 100, "_" * MAX_LABEL_LENGTH),
+        ("é" * 100, "x" + "_" * (MAX_LABEL_LENGTH - 1)),
     ],
 )
 def test_labels_are_cut_to_64_characters_of_a_safe_charset(raw: str, label: str) -> None:
@@ -131,6 +150,69 @@ def test_every_label_is_short_and_metrics_safe(raw: str) -> None:
     label = label_for_type(raw)
     assert SAFE_LABEL.fullmatch(label)
     assert label == _label(raw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=1), max_size=3 * UNKNOWN_TYPE_BUDGET))
+def test_only_the_library_gives_a_label_starting_with_an_underscore(raws: list[str]) -> None:
+    budget = LabelBudget()
+    for raw in raws:
+        label = budget.label_for(raw)
+        assert not label.startswith("_") or label == UNMATCHED_TYPE_LABEL
+
+
+# --- budgets of one's own ----------------------------------------------------------------
+
+
+def _spend(budget: LabelBudget | None, prefix: str) -> list[str]:
+    labels = [f"{prefix}_{index}" for index in range(UNKNOWN_TYPE_BUDGET)]
+    return [validate_envelope({"type": label}, labels=budget).type for label in labels]
+
+
+def test_a_budget_of_ones_own_leaves_the_process_budget_untouched() -> None:
+    noisy = LabelBudget()
+    assert _spend(noisy, "noisy") == [f"noisy_{index}" for index in range(UNKNOWN_TYPE_BUDGET)]
+    assert validate_envelope({"type": "one_more"}, labels=noisy).type == UNMATCHED_TYPE_LABEL
+    assert DEFAULT_LABEL_BUDGET.admitted == frozenset()
+    # Every other consumer still has its whole budget, the process-wide one included.
+    assert _spend(None, "quiet") == [f"quiet_{index}" for index in range(UNKNOWN_TYPE_BUDGET)]
+    assert _spend(LabelBudget(), "other") == [
+        f"other_{index}" for index in range(UNKNOWN_TYPE_BUDGET)
+    ]
+    assert noisy.admitted == {f"noisy_{index}" for index in range(UNKNOWN_TYPE_BUDGET)}
+
+
+def test_the_json_entry_point_uses_the_budget_it_is_given() -> None:
+    budget = LabelBudget(size=1)
+    assert validate_envelope_json('{"type": "first"}', labels=budget).type == "first"
+    assert validate_envelope_json(b'{"type": "second"}', labels=budget).type == "_unmatched"
+    # Frames only the standard parser reads take the same budget.
+    surrogate = '{"type": "third", "data": {"s": "\\ud800"}}'
+    assert validate_envelope_json(surrogate, labels=budget).type == "_unmatched"
+    assert DEFAULT_LABEL_BUDGET.admitted == frozenset()
+
+
+def test_a_budget_of_size_zero_labels_every_unknown_type_unmatched() -> None:
+    budget = LabelBudget(size=0)
+    assert validate_envelope({"type": "anything"}, labels=budget).type == UNMATCHED_TYPE_LABEL
+    assert validate_envelope({"type": "metrics", "data": 1}, labels=budget).type == "metrics"
+    assert validate_envelope({"type": 3}, labels=budget).type == INVALID_TYPE_LABEL
+
+
+def test_label_for_type_takes_a_budget_and_reset_empties_it() -> None:
+    budget = LabelBudget(size=2)
+    assert budget.size == 2
+    assert [label_for_type(raw, budget) for raw in ["a", "b", "c"]] == ["a", "b", "_unmatched"]
+    assert budget.admitted == {"a", "b"}
+    budget.reset()
+    assert budget.admitted == frozenset()
+    assert label_for_type("c", budget) == "c"
+
+
+@pytest.mark.parametrize(("size", "error"), [(-1, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_a_budget_size_must_be_a_non_negative_int(size: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="LabelBudget size"):
+        LabelBudget(size)
 
 
 def test_threads_racing_admit_exactly_the_budget_and_agree_on_every_label() -> None:

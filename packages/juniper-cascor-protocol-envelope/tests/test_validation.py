@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import pickle
 import sys
 import types
 from collections import OrderedDict
@@ -18,6 +19,8 @@ from juniper_cascor_protocol.envelope import (
     MetricsEnvelope,
     StateEnvelope,
     UnknownEnvelope,
+    to_wire_dict,
+    to_wire_json,
     validate_envelope,
     validate_envelope_json,
 )
@@ -512,3 +515,214 @@ def test_escaped_non_ascii_strings_survive_the_json_parser_every_time() -> None:
         assert pydantic_core.from_json(text) == frame, key
         envelope = validate_envelope_json(text)
         assert envelope.model_dump(exclude_none=True) == frame, key
+
+
+# --- what arrives leaves unchanged -------------------------------------------------------
+
+
+def test_nan_and_infinity_in_data_are_re_sent_as_they_came() -> None:
+    raw = (
+        '{"type":"metrics","timestamp":1.0,'
+        '"data":{"loss":NaN,"grad":[Infinity,-Infinity],"nested":{"x":NaN}},"note":NaN}'
+    )
+    envelope = validate_envelope_json(raw)
+    assert type(envelope) is MetricsEnvelope
+    assert math.isnan(envelope.data["loss"])
+    assert to_wire_json(envelope) == raw
+    assert _nan_equal(to_wire_dict(envelope)) == _nan_equal(json.loads(raw))
+
+
+def test_a_diverged_loss_from_json_dumps_reaches_the_next_hop_as_nan() -> None:
+    frame = {"type": "metrics", "timestamp": 1.0, "data": {"loss": NAN, "epoch": 7}}
+    envelope = validate_envelope(json.loads(json.dumps(frame)))
+    assert type(envelope) is MetricsEnvelope
+    relayed = json.loads(to_wire_json(envelope))
+    assert math.isnan(relayed["data"]["loss"])
+    assert relayed["data"]["epoch"] == 7
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"type": "metrics", "timestamp": 1.0, "data": {"s": "\\ud800"}}',
+        '{"type": "metrics", "timestamp": 1.0, "data": {"\\udfff": ["a\\udc80b", "é"]}}',
+        '{"type": "state", "timestamp": 1.0, "data": {}, "trace": "\\ud83d"}',
+        '{"type": "chunked_message", "timestamp": 1.0, "data": {"chunk_id": "\\ud800",'
+        ' "chunk_index": 0, "total_chunks": 1, "original_type": "metrics", "payload": "{}"}}',
+    ],
+)
+def test_a_lone_surrogate_is_re_sent_escaped_and_reads_back_equal(raw: str) -> None:
+    envelope = validate_envelope_json(raw)
+    assert type(envelope) is not UnknownEnvelope
+    text = to_wire_json(envelope)
+    text.encode("utf-8")  # a WebSocket text frame must be UTF-8
+    assert validate_envelope_json(text) == envelope
+    assert json.loads(text) == json.loads(raw)
+
+
+def test_a_lone_surrogate_keeps_the_callers_dump_options() -> None:
+    envelope = validate_envelope({"type": "metrics", "timestamp": 1.0, "data": {"s": "\ud800"}})
+    assert json.loads(envelope.model_dump_json(exclude={"data"})) == {
+        "type": "metrics",
+        "timestamp": 1.0,
+        "seq": None,
+        "emitted_at_monotonic": None,
+    }
+    assert envelope.model_dump_json(indent=2).startswith('{\n  "type": "metrics",')
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"type":"metrics","timestamp":1.0,"data":{"a":null},"trace":null}',
+        '{"type":"command_response","timestamp":1.0,'
+        '"data":{"command":"start","status":"success","hint":null}}',
+        '{"type":"connection_established","timestamp":1.0,"data":{"region":null}}',
+    ],
+)
+def test_an_unknown_key_that_is_null_is_re_sent(raw: str) -> None:
+    envelope = validate_envelope_json(raw)
+    assert type(envelope) is not UnknownEnvelope
+    assert to_wire_json(envelope) == raw
+    assert to_wire_dict(envelope) == json.loads(raw)
+    assert envelope.model_dump(exclude_none=True) == json.loads(raw)
+
+
+def test_declared_fields_that_are_none_are_still_left_out() -> None:
+    envelope = validate_envelope_json(
+        '{"type":"command_response","timestamp":1.0,"seq":null,"x":null,'
+        '"data":{"command":"start","status":"success","command_id":null,"error":null}}'
+    )
+    assert json.loads(to_wire_json(envelope)) == {
+        "type": "command_response",
+        "timestamp": 1.0,
+        "x": None,
+        "data": {"command": "start", "status": "success"},
+    }
+    # With an ``include`` or ``exclude`` of the caller's own, Pydantic's meaning is unchanged.
+    assert envelope.model_dump(exclude_none=True, exclude={"timestamp"}) == {
+        "type": "command_response",
+        "data": {"command": "start", "status": "success"},
+    }
+
+
+def test_serialization_errors_other_than_surrogates_still_raise() -> None:
+    envelope = MetricsEnvelope(timestamp=1.0, data={"when": object()})
+    with pytest.raises(pydantic_core.PydanticSerializationError):
+        to_wire_json(envelope)
+
+
+# --- integers longer than the interpreter converts ---------------------------------------
+
+TOO_LONG = "7" * (sys.get_int_max_str_digits() + 1)
+
+
+def test_an_integer_too_long_to_convert_makes_the_frame_invalid_not_malformed() -> None:
+    raw = (
+        '{"type": "metrics", "timestamp": 1.5, "seq": 3, "trace": "t-1",'
+        f' "data": {{"loss": 0.5, "big": {TOO_LONG}}}, "huge": [-{TOO_LONG}]}}'
+    )
+    envelope = validate_envelope_json(raw)
+    assert type(envelope) is UnknownEnvelope
+    assert envelope.model_dump(exclude_none=True) == {
+        "type": "metrics",
+        "timestamp": 1.5,
+        "data": {},
+        "seq": 3,
+        "trace": "t-1",
+    }
+    assert envelope.model_fields_set == {"type", "timestamp", "seq", "trace"}
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("type", {"type": "_invalid_type", "timestamp": 1.0, "data": {"a": 1}}),
+        ("timestamp", {"type": "future_kind", "timestamp": 0.0, "data": {"a": 1}}),
+        ("seq", {"type": "future_kind", "timestamp": 1.0, "data": {"a": 1}}),
+        ("emitted_at_monotonic", {"type": "future_kind", "timestamp": 1.0, "data": {"a": 1}}),
+    ],
+)
+def test_an_integer_too_long_in_a_field_falls_back_like_any_invalid_value(
+    field: str, expected: dict[str, Any]
+) -> None:
+    frame = {"type": "future_kind", "timestamp": 1.0, "data": {"a": 1}}
+    raw = json.dumps({**frame, field: 0}).replace('"' + field + '": 0', f'"{field}": {TOO_LONG}')
+    assert validate_envelope_json(raw).model_dump(exclude_none=True) == expected
+
+
+def test_an_integer_of_a_million_digits_is_neither_converted_nor_kept() -> None:
+    digits = "9" * 1_000_000
+    envelope = validate_envelope_json(
+        '{"type": "topology", "timestamp": 2.0, "data": {"w": [' + digits + "]}}"
+    )
+    assert envelope.model_dump() == {
+        "type": "topology",
+        "timestamp": 2.0,
+        "data": {},
+        "seq": None,
+        "emitted_at_monotonic": None,
+    }
+    assert len(to_wire_json(envelope)) < 100
+
+
+def test_an_integer_at_the_limit_is_kept_and_re_sent() -> None:
+    at_limit = "-" + "7" * sys.get_int_max_str_digits()
+    raw = '{"type":"metrics","timestamp":1.0,"data":{"x":' + at_limit + "}}"
+    envelope = validate_envelope_json(raw)
+    assert type(envelope) is MetricsEnvelope
+    assert envelope.data["x"] == int(at_limit)
+    assert to_wire_json(envelope) == raw
+
+
+def test_a_long_integer_in_text_that_is_no_frame_changes_nothing() -> None:
+    assert validate_envelope_json('{"type": "metrics", "data": ' + TOO_LONG).type == (
+        "_malformed_json"
+    )
+    assert validate_envelope_json(TOO_LONG).type == "_not_an_object"
+    assert validate_envelope_json(f"[{TOO_LONG}]").type == "_not_an_object"
+
+
+# --- the fallback envelope is a plain UnknownEnvelope --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("frame", "fields_set"),
+    [
+        ({"type": "future_kind"}, {"type"}),
+        ({"type": "future_kind", "timestamp": "soon", "data": [], "seq": 1.5}, {"type"}),
+        ({"type": "metrics", "timestamp": 2.0, "data": 3, "x": None}, {"type", "timestamp", "x"}),
+        ({"timestamp": NAN, "emitted_at_monotonic": 4.0}, {"emitted_at_monotonic"}),
+        (
+            {"type": "command_response", "timestamp": 1.0, "data": {"command": "x"}, "seq": 2},
+            {"type", "timestamp", "data", "seq"},
+        ),
+    ],
+)
+def test_the_fallback_marks_as_set_only_the_values_it_took_from_the_frame(
+    frame: dict[str, Any], fields_set: set[str]
+) -> None:
+    from_dict = _unknown(frame)
+    assert from_dict.model_fields_set == fields_set
+    assert validate_envelope_json(json.dumps(frame)).model_fields_set == fields_set
+    # The fallback built in Python, for a dict pydantic-core cannot read, agrees.
+    hostile = _HostileDict(frame)
+    assert _unknown(hostile).model_fields_set == fields_set
+    assert _unknown(hostile).model_dump() == from_dict.model_dump()
+
+
+def test_messages_that_are_no_frame_set_no_field() -> None:
+    for raw in ["{", "[]"]:
+        assert validate_envelope_json(raw).model_fields_set == set()
+
+
+def test_the_fallback_is_a_plain_unknown_envelope_that_copies_and_pickles() -> None:
+    envelope = validate_envelope(
+        {"type": "future_kind", "timestamp": 2.0, "data": {"a": 1}, "x": 1}
+    )
+    assert type(envelope) is UnknownEnvelope
+    assert UnknownEnvelope.__subclasses__() == []
+    assert pickle.loads(pickle.dumps(envelope)) == envelope
+    assert envelope.model_copy(deep=True) == envelope
+    assert envelope == UnknownEnvelope(type="future_kind", timestamp=2.0, data={"a": 1}, x=1)
+    assert UnknownEnvelope.model_validate(envelope.model_dump()) == envelope

@@ -66,8 +66,10 @@ from juniper_cascor_protocol.envelope.control_session import (
 )
 from juniper_cascor_protocol.envelope.errors import describe_validation_error
 from juniper_cascor_protocol.envelope.labels import (
+    DEFAULT_LABEL_BUDGET,
     UNKNOWN_TYPE_BUDGET,
     UNMATCHED_TYPE_LABEL,
+    LabelBudget,
     reset_unknown_label_state,
 )
 from juniper_cascor_protocol.envelope.protocol_version import (
@@ -124,6 +126,7 @@ from juniper_cascor_protocol.envelope.validate import (
 __version__: str = _distribution_version("juniper-cascor-protocol-envelope")
 
 __all__ = [
+    "DEFAULT_LABEL_BUDGET",
     "INVALID_COMMAND_CODE",
     "KNOWN_COMMANDS",
     "KNOWN_ENVELOPES",
@@ -173,6 +176,7 @@ __all__ = [
     "InvalidResponse",
     "IssuedCommand",
     "KnownEnvelope",
+    "LabelBudget",
     "LateResponse",
     "MetricsEnvelope",
     "PendingLimitError",

@@ -8,10 +8,11 @@ known envelopes, and both return an :class:`UnknownEnvelope` for anything else (
 
 How it stays cheap (see the benchmark in ``benchmarks/test_envelope_validation.py``):
 
-* The adapter's type is ``known envelope | fallback envelope | Any``, tried left to right. The
-  fallback is an ``UnknownEnvelope`` schema whose fields fall back to their defaults instead of
-  failing, so an unknown or invalid frame becomes its ``UnknownEnvelope`` inside pydantic-core:
-  no ``ValidationError`` is raised on any path, and no Python loop runs over the frame.
+* The adapter's type is ``known envelope | fallback | Any``, tried left to right. The fallback
+  is a schema of the envelope's fields that marks a value failing its rule instead of failing,
+  so an unknown or invalid frame is checked inside pydantic-core: no ``ValidationError`` is
+  raised on any path, and no Python loop runs over the frame. One Python call builds the
+  ``UnknownEnvelope`` from the checked values.
 * A dict whose ``type`` is not one of the ten names (checked first, by set membership) goes
   straight to the fallback schema, never through the tagged union.
 * The adapter is called in strict mode, in which the free-form ``data`` is taken as is (its
@@ -25,10 +26,11 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Annotated, Any, Final
 
-from pydantic import ConfigDict, Field, GetCoreSchemaHandler, TypeAdapter
-from pydantic_core import CoreSchema, core_schema
+from pydantic import BaseModel, ConfigDict, Field, GetPydanticSchema, TypeAdapter
+from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
 from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
 from juniper_cascor_protocol.envelope.control import (
@@ -36,6 +38,7 @@ from juniper_cascor_protocol.envelope.control import (
     ConnectionEstablishedEnvelope,
 )
 from juniper_cascor_protocol.envelope.labels import (
+    DEFAULT_LABEL_BUDGET,
     INVALID_TYPE_LABEL,
     MALFORMED_JSON_LABEL,
     MAX_LABEL_LENGTH,
@@ -44,7 +47,7 @@ from juniper_cascor_protocol.envelope.labels import (
     RESERVED_LABELS,
     UNKNOWN_TYPE_BUDGET,
     UNMATCHED_TYPE_LABEL,
-    label_for_type,
+    LabelBudget,
 )
 from juniper_cascor_protocol.envelope.training import (
     CandidateProgressEnvelope,
@@ -99,72 +102,120 @@ KNOWN_ENVELOPES: dict[str, type[BaseEnvelope]] = {
 }
 
 
-def _label_of(value: Any) -> str:
+class _Absent:
+    """The marker of a field whose value in the frame is missing or failed its fallback rule."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+_ABSENT: Final = _Absent()
+
+
+def _label_of(value: Any, labels: LabelBudget | None) -> str:
     """The ``type`` label of an unmatched frame whose ``type`` key is present."""
-    type_str = _exact_str(value)
-    return label_for_type(type_str) if type_str else INVALID_TYPE_LABEL
+    if type(value) is not str:  # the common case, an exact str, without a call
+        value = _exact_str(value)
+    if not value:
+        return INVALID_TYPE_LABEL
+    return (DEFAULT_LABEL_BUDGET if labels is None else labels).label_for(value)
 
 
-def _lenient_schema(cls: type[UnknownEnvelope]) -> CoreSchema:
-    """The fallback rules of :func:`validate_envelope` as a schema of ``cls``: no field fails."""
+_FIELD_DEFAULTS: Final = (("timestamp", 0.0), ("seq", None), ("emitted_at_monotonic", None))
+_new_object: Final = object.__new__
+_set_slot: Final = object.__setattr__
+_set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_fields_set: Final = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
 
-    def field(schema: CoreSchema, **default: Any) -> core_schema.ModelField:
+
+_CheckedFrame = tuple[dict[str, Any], dict[str, Any] | None, set[str]]
+"""The fallback schema's output, ``(values, extras, fields_set)``: see :func:`_unknown_envelope`."""
+
+
+def _unknown_envelope(
+    checked: _CheckedFrame,
+    labels: LabelBudget | None,
+    # Bound as locals: this runs for every unknown frame (see the benchmark).
+    _absent: Any = _ABSENT,
+    _new: Any = _new_object,
+    _cls: type[UnknownEnvelope] = UnknownEnvelope,
+    _set_dict: Any = _set_slot,
+    _set_extra: Any = _set_extra,
+    _set_fields_set: Any = _set_fields_set,
+    _set_private: Any = _set_private,
+) -> UnknownEnvelope:
+    """The :class:`UnknownEnvelope` of a frame's checked values, built directly.
+
+    ``checked`` is ``(values, extras, fields_set)``: ``values`` has the five fields, each the
+    frame's value that passed its fallback rule or ``_ABSENT``, and ``fields_set`` names the
+    fields present in the frame and the extras. Both are completed in place: ``type`` becomes
+    its label, any other ``_ABSENT`` the field's default, which leaves ``fields_set``.
+
+    The instance is built the way ``model_construct`` builds one, its ``__dict__`` and
+    Pydantic's three slots set directly, without that method's per-field Python loop.
+    """
+    values, extras, fields_set = checked
+    type_ = values["type"]
+    values["type"] = MISSING_TYPE_LABEL if type_ is _absent else _label_of(type_, labels)
+    if _absent in values.values():
+        if values["data"] is _absent:
+            values["data"] = {}
+            fields_set.discard("data")
+        for name, default in _FIELD_DEFAULTS:
+            if values[name] is _absent:
+                values[name] = default
+                fields_set.discard(name)
+    envelope = _new(_cls)
+    _set_dict(envelope, "__dict__", values)
+    _set_extra(envelope, {} if extras is None else extras)
+    _set_fields_set(envelope, fields_set)
+    _set_private(envelope, None)
+    return envelope  # type: ignore[no-any-return]
+
+
+def _lenient_schema() -> CoreSchema:
+    """The fallback rules of :func:`validate_envelope` as a schema: no field fails.
+
+    It gives the frame's fields (a value missing or failing its rule becomes ``_ABSENT``) and
+    extras, for :func:`_unknown_envelope` to build the :class:`UnknownEnvelope` from. It is not
+    a model schema of ``UnknownEnvelope``, since Pydantic would use that model's own validator
+    in its place, nor builds the envelope itself, which would need a second call into Python.
+    """
+
+    def field(schema: CoreSchema) -> core_schema.ModelField:
         return core_schema.model_field(
-            core_schema.with_default_schema(schema, on_error="default", **default)
+            core_schema.with_default_schema(schema, default=_ABSENT, on_error="default")
         )
 
     finite = core_schema.float_schema(allow_inf_nan=False, strict=True)
-    return core_schema.model_schema(
-        cls,
-        core_schema.model_fields_schema(
-            {
-                "type": field(
-                    core_schema.no_info_plain_validator_function(_label_of),
-                    default=MISSING_TYPE_LABEL,
-                ),
-                "timestamp": field(finite, default=0.0),
-                "data": field(
-                    core_schema.json_or_python_schema(
-                        json_schema=core_schema.dict_schema(),
-                        python_schema=core_schema.is_instance_schema(dict),
-                    ),
-                    default_factory=dict,
-                ),
-                "seq": field(core_schema.int_schema(strict=True), default=None),
-                "emitted_at_monotonic": field(finite, default=None),
-            },
-            extra_behavior="allow",
-        ),
+    return core_schema.model_fields_schema(
+        {
+            "type": field(core_schema.any_schema()),
+            "timestamp": field(finite),
+            "data": field(
+                core_schema.json_or_python_schema(
+                    json_schema=core_schema.dict_schema(),
+                    python_schema=core_schema.is_instance_schema(dict),
+                )
+            ),
+            "seq": field(core_schema.int_schema(strict=True)),
+            "emitted_at_monotonic": field(finite),
+        },
         extra_behavior="allow",
     )
 
 
-class _LenientUnknownEnvelope(UnknownEnvelope):
-    """An ``UnknownEnvelope`` that pydantic-core builds from any dict with string keys.
+_LENIENT_SCHEMA: Final = _lenient_schema()
 
-    Its schema (:func:`_lenient_schema`) implements the fallback rules of
-    :func:`validate_envelope`: every field falls back to its default instead of failing. It is a
-    private subclass because Pydantic reuses a model's own validator wherever that model appears
-    in a schema, so ``UnknownEnvelope`` itself cannot carry a second one; :func:`_as_unknown`
-    turns each instance into a plain ``UnknownEnvelope`` (same fields, same layout) before it is
-    returned.
-    """
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return _lenient_schema(cls)
-
-
-def _as_unknown(envelope: _LenientUnknownEnvelope) -> UnknownEnvelope:
-    # Compatible layouts (a subclass adding no slots), so CPython allows the reassignment.
-    object.__setattr__(envelope, "__class__", UnknownEnvelope)
-    return envelope
-
-
-# Tried left to right: the typed envelope, else the fallback envelope, else the input as is
-# (JSON that is not an object, or a dict that pydantic-core cannot read).
+# Tried left to right: the typed envelope, else the fallback's checked values (a tuple), else the
+# input as is (JSON that is not an object, or a dict that pydantic-core cannot read).
 _WireFrame = Annotated[
-    Annotated[KnownEnvelope, Field(discriminator="type")] | _LenientUnknownEnvelope | Any,
+    Annotated[KnownEnvelope, Field(discriminator="type")]
+    | Annotated[_CheckedFrame, GetPydanticSchema(lambda _source, _handler: _LENIENT_SCHEMA)]
+    | Any,
     Field(union_mode="left_to_right"),
 ]
 _ADAPTER: Final = TypeAdapter[Any](
@@ -177,28 +228,31 @@ _ADAPTER: Final = TypeAdapter[Any](
 # The validators' own methods: ``TypeAdapter.validate_*`` adds a Python call per frame.
 _validate_python: Final = _ADAPTER.validator.validate_python
 _validate_json: Final = _ADAPTER.validator.validate_json
-_validate_unknown: Final = _LenientUnknownEnvelope.__pydantic_validator__.validate_python
+_validate_unknown: Final = SchemaValidator(_LENIENT_SCHEMA).validate_python
 
 _KNOWN_CLASSES: Final = frozenset(KNOWN_ENVELOPES.values())
-_FIELD_NAMES: Final = frozenset({"type", "timestamp", "data", "seq", "emitted_at_monotonic"})
+_FIELD_NAMES: Final = ("type", "timestamp", "data", "seq", "emitted_at_monotonic")
 
 
-def validate_envelope(frame: dict[str, Any]) -> BaseEnvelope:
+def validate_envelope(frame: dict[str, Any], *, labels: LabelBudget | None = None) -> BaseEnvelope:
     """Validate a decoded frame into its typed envelope.
 
     Returns the typed envelope when ``type`` is one of the ten known names and the frame is
     valid for it (strictly: see :mod:`.base`). Otherwise returns an :class:`UnknownEnvelope`,
     whatever the dict holds:
 
-    * ``type``: the bounded label of :func:`~.labels.label_for_type` (a known name whose payload
-      failed validation keeps its name; a missing ``type`` is ``"_missing_type"``, a non-string
-      or empty one ``"_invalid_type"``);
+    * ``type``: the bounded label of :meth:`~.labels.LabelBudget.label_for`, from ``labels``
+      (default: the process-wide :data:`~.labels.DEFAULT_LABEL_BUDGET`); a known name whose
+      payload failed validation keeps its name, a missing ``type`` is ``"_missing_type"``, a
+      non-string or empty one ``"_invalid_type"``;
     * ``timestamp``: kept if a finite ``int`` or ``float`` (not ``bool``), else ``0.0``;
     * ``data``: kept (the same object) if a dict, else ``{}``;
     * ``seq``: kept if an ``int`` (not ``bool``), else absent;
     * ``emitted_at_monotonic``: kept if a finite ``int`` or ``float`` (not ``bool``), else absent;
     * every other top-level key that is a string is kept, as on a typed envelope; keys that are
       not strings (JSON cannot produce them) are dropped.
+
+    ``model_fields_set`` of the fallback names the keys whose value was kept.
 
     Raises:
         TypeError: ``frame`` is not a dict (a bug in the caller, not bad input from a peer).
@@ -221,20 +275,29 @@ def validate_envelope(frame: dict[str, Any]) -> BaseEnvelope:
         result_type = type(result)
         if result_type in _KNOWN_CLASSES:
             return result  # type: ignore[no-any-return]
-        if result_type is _LenientUnknownEnvelope:
-            return _as_unknown(result)
+        if result_type is tuple:
+            return _unknown_envelope(result, labels)
     except Exception:  # a dict no validator can read: it gets the fallback like any invalid one
         pass
-    return _fallback(frame)
+    return _fallback(frame, labels)
 
 
-def validate_envelope_json(raw: str | bytes | bytearray | memoryview) -> BaseEnvelope:
+def validate_envelope_json(
+    raw: str | bytes | bytearray | memoryview, *, labels: LabelBudget | None = None
+) -> BaseEnvelope:
     """Validate the text of one WebSocket message straight into its typed envelope.
 
-    Gives the same result as ``validate_envelope(json.loads(raw))`` and never raises on any
-    ``str`` or bytes: text that is not JSON (or nests too deeply for :func:`json.loads`) becomes
-    an :class:`UnknownEnvelope` labelled ``"_malformed_json"``, JSON that is not an object one
-    labelled ``"_not_an_object"``; both have ``timestamp`` 0.0 and ``data`` ``{}``.
+    Gives the same result as ``validate_envelope(json.loads(raw), labels=labels)`` and never
+    raises on any ``str`` or bytes: text that is not JSON (or nests too deeply for
+    :func:`json.loads`) becomes an :class:`UnknownEnvelope` labelled ``"_malformed_json"``, JSON
+    that is not an object one labelled ``"_not_an_object"``; both have ``timestamp`` 0.0 and
+    ``data`` ``{}``.
+
+    An integer with more digits than the interpreter converts (:func:`sys.get_int_max_str_digits`,
+    4300 by default), which :func:`json.loads` refuses, makes the frame invalid: it becomes the
+    :class:`UnknownEnvelope` of its ``type``, by the fallback rules of :func:`validate_envelope`,
+    with every top-level value that holds such an integer treated as invalid (``data`` is then
+    ``{}``, an extra key is dropped). Such an integer is never converted nor kept.
 
     Two differences remain with older Pydantic, on input no encoder of this protocol writes:
     before 2.11, a key repeated in one object gives its first value where :func:`json.loads`
@@ -255,36 +318,76 @@ def validate_envelope_json(raw: str | bytes | bytearray | memoryview) -> BaseEnv
         result = _validate_json(raw, strict=True)
     except Exception:
         # Pydantic's parser refused the text (not JSON, nested deeper than its limit, a lone
-        # surrogate escape, not UTF-8); the standard parser decides, as in the dict path.
-        return _decode_with_json_module(raw)
+        # surrogate escape, not UTF-8, an integer of more than 4300 digits); the standard parser
+        # decides, as in the dict path.
+        return _decode_with_json_module(raw, labels)
     result_type = type(result)
     if result_type in _KNOWN_CLASSES:
         return result  # type: ignore[no-any-return]
-    if result_type is _LenientUnknownEnvelope:
-        return _as_unknown(result)
+    if result_type is tuple:
+        return _unknown_envelope(result, labels)
     if isinstance(result, dict):  # not expected (a JSON object's keys are strings), but safe
-        return validate_envelope(result)
+        return validate_envelope(result, labels=labels)
     return _reserved(NOT_AN_OBJECT_LABEL)
 
 
-def _decode_with_json_module(raw: str | bytes | bytearray) -> BaseEnvelope:
+class _TooLongInteger:
+    """Stands, in a decoded frame, for an integer with more digits than may be converted."""
+
+    __slots__ = ()
+
+
+_TOO_LONG_INTEGER: Final = _TooLongInteger()
+
+
+def _int_within_limit(literal: str) -> int | _TooLongInteger:
+    """``json.loads``'s ``parse_int``: the int, unless it has too many digits to convert."""
+    limit = sys.get_int_max_str_digits()  # 0: no limit
+    if limit and len(literal) - literal.startswith("-") > limit:
+        return _TOO_LONG_INTEGER
+    return int(literal)
+
+
+def _holds_too_long_integer(value: Any) -> bool:
+    pending = [value]
+    while pending:  # a loop, not recursion: the value may nest as deep as json.loads allows
+        item = pending.pop()
+        if item is _TOO_LONG_INTEGER:
+            return True
+        if type(item) is dict:
+            pending.extend(item.values())
+        elif type(item) is list:
+            pending.extend(item)
+    return False
+
+
+def _decode_with_json_module(
+    raw: str | bytes | bytearray, labels: LabelBudget | None
+) -> BaseEnvelope:
     try:
-        decoded = json.loads(raw)
+        decoded = json.loads(raw, parse_int=_int_within_limit)
     except Exception:  # ValueError for bad JSON, RecursionError for too deep
         return _reserved(MALFORMED_JSON_LABEL)
     if not isinstance(decoded, dict):
         return _reserved(NOT_AN_OBJECT_LABEL)
-    return validate_envelope(decoded)
+    invalid = {key for key, value in decoded.items() if _holds_too_long_integer(value)}
+    if invalid:
+        for key in invalid:
+            decoded[key] = _TOO_LONG_INTEGER  # invalid for every field, dropped as an extra
+        return _fallback(decoded, labels)
+    return validate_envelope(decoded, labels=labels)
 
 
 def _reserved(label: str) -> UnknownEnvelope:
-    return UnknownEnvelope.model_construct(type=label, timestamp=0.0, data={})
+    """The envelope of a message that is no frame at all: nothing in it was taken."""
+    return UnknownEnvelope.model_construct(set(), type=label, timestamp=0.0, data={})
 
 
-def _fallback(frame: dict[Any, Any]) -> UnknownEnvelope:
+def _fallback(frame: dict[Any, Any], labels: LabelBudget | None) -> UnknownEnvelope:
     """Build the :class:`UnknownEnvelope` for any ``frame`` from checked values; cannot raise."""
-    fields: dict[str, Any] = {"type": MISSING_TYPE_LABEL, "timestamp": 0.0, "data": {}}
-    extra: dict[str, Any] = {}
+    values: dict[str, Any] = dict.fromkeys(_FIELD_NAMES, _ABSENT)
+    extras: dict[str, Any] = {}
+    fields_set: set[str] = set()
     try:
         # A view of the dict's own storage: a subclass's ``items``/``__iter__`` are not called.
         items = list(dict.items(frame))
@@ -292,33 +395,21 @@ def _fallback(frame: dict[Any, Any]) -> UnknownEnvelope:
         items = []
     for key_obj, value in items:
         key = _exact_str(key_obj)
-        if key is None:
+        if key is None or (value is _TOO_LONG_INTEGER and key not in _FIELD_NAMES):
             continue
+        fields_set.add(key)
         if key not in _FIELD_NAMES:
-            extra[key] = value
+            extras[key] = value
         elif key == "type":
-            fields["type"] = _label_of(value)
-        elif key == "timestamp":
-            timestamp = _finite_float(value)
-            if timestamp is not None:
-                fields["timestamp"] = timestamp
+            values[key] = value
+        elif key == "timestamp" or key == "emitted_at_monotonic":
+            number = _finite_float(value)
+            values[key] = _ABSENT if number is None else number
         elif key == "data":
-            if isinstance(value, dict):
-                fields["data"] = value
-        elif key == "seq":
-            if isinstance(value, int) and not isinstance(value, bool):
-                fields["seq"] = int.__int__(value)
-        else:  # emitted_at_monotonic
-            monotonic = _finite_float(value)
-            if monotonic is not None:
-                fields["emitted_at_monotonic"] = monotonic
-    envelope = UnknownEnvelope.model_construct(**fields)
-    # Extras are added afterwards, so that a wire key such as "_fields_set" cannot be taken for
-    # an argument of ``model_construct``.
-    kept = envelope.__pydantic_extra__
-    if kept is not None:  # always a dict with extra="allow"
-        kept.update(extra)
-    return envelope
+            values[key] = value if isinstance(value, dict) else _ABSENT
+        elif isinstance(value, int) and not isinstance(value, bool):  # seq
+            values[key] = int.__int__(value)
+    return _unknown_envelope((values, extras, fields_set), labels)
 
 
 def _exact_str(value: object) -> str | None:
