@@ -561,3 +561,21 @@ def test_a_refreshed_token_is_kept_for_the_next_connection() -> None:
     [seen] = worker.receive(wire({"type": "token_refresh", "token": "k2", "expires_at": 9.0}), 1.0)
     assert isinstance(seen, MessageReceived)
     assert worker.token == "k2"
+
+
+def test_a_server_that_never_acknowledges_cannot_grow_a_worker_without_bound() -> None:
+    server, worker = registered(max_tasks_in_flight=1)
+    text, *frames = server.send_task("t0", task_tensors(), now=1.0)
+    assert isinstance(text, str)
+    feed(worker, [text, *frames], 1.0)
+    for number in range(1, 1200):  # each one more than the worker holds: refused, unacked
+        feed(worker, [text.replace('"t0"', f'"t{number}"'), *frames], 1.0)
+    [closed] = worker.close(CloseCode.NORMAL)
+    assert isinstance(closed, Closed)
+    assert 1000 < len(closed.unfinished_tasks) <= 1 + 1024
+
+
+def test_a_close_reason_that_is_not_valid_utf8_is_repaired() -> None:
+    _, worker = registered()
+    worker.close(CloseCode.NORMAL, "bad \ud800 surrogate")
+    worker.close_reason.encode("utf-8")

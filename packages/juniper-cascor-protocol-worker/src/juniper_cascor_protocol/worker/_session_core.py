@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from numpy.typing import NDArray
 
+from juniper_cascor_protocol.worker._bounded_text import clip
 from juniper_cascor_protocol.worker.binary_frame import BinaryFrame
 from juniper_cascor_protocol.worker.close_codes import CloseCode, should_reconnect
 from juniper_cascor_protocol.worker.message_type import WorkerMessageType
@@ -31,21 +32,15 @@ from juniper_cascor_protocol.worker.session_events import (
 from juniper_cascor_protocol.worker.session_limits import MAX_JSON_MESSAGE_BYTES
 from juniper_cascor_protocol.worker.tensor_batch import TensorBatch
 
-__all__ = ["Outgoing", "Received", "SessionCore", "clip", "encode_batch", "encode_message"]
+__all__ = ["Outgoing", "Received", "SessionCore", "encode_batch", "encode_message"]
 
 Outgoing = str | bytes
 """One WebSocket message to write: text (``str``) or binary (``bytes``)."""
 Received = str | bytes | bytearray | memoryview
 """One received WebSocket message, as a WebSocket library hands it over."""
 
-_DETAIL_LIMIT: Final = 500
 _CLOSE_REASON_BYTES: Final = 123  # the most a WebSocket close frame carries
 _KNOWN_TYPES: Final = frozenset(WorkerMessageType)
-
-
-def clip(text: str, limit: int = _DETAIL_LIMIT) -> str:
-    """``text`` cut to ``limit`` characters, marked with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def encode_message(message: WorkerMessage) -> str:
@@ -65,9 +60,10 @@ def encode_batch(message: WorkerMessage, tensors: Mapping[str, NDArray[Any]]) ->
 
 
 def _close_reason(text: str) -> str:
-    raw = text.encode("utf-8")
+    """``text`` as a close frame carries it: valid UTF-8, at most 123 bytes."""
+    raw = text.encode("utf-8", "replace")
     if len(raw) <= _CLOSE_REASON_BYTES:
-        return text
+        return raw.decode("utf-8")
     return raw[: _CLOSE_REASON_BYTES - 3].decode("utf-8", "ignore") + "..."
 
 

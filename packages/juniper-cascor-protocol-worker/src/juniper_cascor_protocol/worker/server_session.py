@@ -16,10 +16,10 @@ from typing import Any, Final
 
 from numpy.typing import NDArray
 
+from juniper_cascor_protocol.worker._bounded_text import clip
 from juniper_cascor_protocol.worker._session_core import (
     Outgoing,
     SessionCore,
-    clip,
     encode_batch,
 )
 from juniper_cascor_protocol.worker.close_codes import CloseCode

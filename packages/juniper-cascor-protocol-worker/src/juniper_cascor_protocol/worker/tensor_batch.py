@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from numpy.typing import NDArray
 
+from juniper_cascor_protocol.worker._bounded_text import clip
 from juniper_cascor_protocol.worker.binary_frame import (
     MAX_DTYPE_BYTES,
     MAX_FRAME_BYTES,
@@ -24,18 +25,12 @@ from juniper_cascor_protocol.worker.manifest import TensorSpec, check_tensors
 
 __all__ = ["TensorBatch", "largest_frame_bytes"]
 
-_DETAIL_LIMIT: Final = 500
-
 
 def largest_frame_bytes(spec: TensorSpec) -> int:
     """The most bytes the frame of ``spec`` can take, header included."""
     dtype = dtype_from_text(spec.dtype)
     itemsize = 1 if dtype is None else dtype.itemsize
     return 8 + 4 * len(spec.shape) + MAX_DTYPE_BYTES + math.prod(spec.shape) * itemsize
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 3] + "..."
 
 
 class TensorBatch:
@@ -115,7 +110,7 @@ class TensorBatch:
         try:
             self.arrays[name] = BinaryFrame.decode(data, copy=False)
         except ValueError as error:
-            self.problems.append(_clip(f"{name}: {error}"))
+            self.problems.append(clip(f"{name}: {error}"))
             self._drop()
             return
         self.held_bytes += size
@@ -133,7 +128,7 @@ class TensorBatch:
 
     def reason(self) -> str:
         """The problems as one bounded line."""
-        return _clip("; ".join(self.problems))
+        return clip("; ".join(self.problems))
 
     def _drop(self) -> None:
         self.keep = False

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, Final
 
 from numpy.typing import NDArray
 
+from juniper_cascor_protocol.worker._bounded_text import clip
 from juniper_cascor_protocol.worker._session_core import (
     Outgoing,
     SessionCore,
-    clip,
     encode_batch,
     encode_message,
 )
@@ -66,6 +66,9 @@ from juniper_cascor_protocol.worker.tensor_names import CANDIDATE_UUID_KEY, REQU
 __all__ = ["WorkerSession"]
 
 _PASSIVE = (HeartbeatMessage, TokenRefreshMessage, ErrorMessage)
+_AWAITED_ACKS: Final = 1024
+"""Results awaiting their ``result_ack`` that a session remembers (a server that never acks
+cannot make it grow without bound)."""
 
 
 def _failed_result(
@@ -173,7 +176,7 @@ class WorkerSession(SessionCore):
         message = dataclasses.replace(result, tensor_manifest=manifest).with_extra(result.extra)
         outgoing = encode_batch(message, arrays)
         del self._tasks[result.task_id]
-        self._awaiting_ack[result.task_id] = None
+        self._await_ack(result.task_id)
         return outgoing
 
     def send_failure(self, task_id: str, error: str) -> list[Outgoing]:
@@ -293,8 +296,14 @@ class WorkerSession(SessionCore):
     def _refuse(self, task: TaskAssignMessage, reason: str) -> list[SessionEvent]:
         uuid = _candidate_uuid(task.candidate_data)
         self._queue(_failed_result(task.task_id, task.candidate_index, reason, uuid))
-        self._awaiting_ack.setdefault(task.task_id, None)
+        self._await_ack(task.task_id)
         return [TaskRefused(task.task_id, clip(reason))]
+
+    def _await_ack(self, task_id: str) -> None:
+        """Remember a result sent; the oldest are forgotten past ``_AWAITED_ACKS``."""
+        self._awaiting_ack[task_id] = None
+        if len(self._awaiting_ack) > _AWAITED_ACKS:
+            del self._awaiting_ack[next(iter(self._awaiting_ack))]
 
     def _invalid(self, label: str, reason: str, decoded: object, now: float) -> list[SessionEvent]:
         if self._state is not SessionState.READY:
