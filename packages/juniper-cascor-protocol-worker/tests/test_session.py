@@ -579,3 +579,25 @@ def test_a_close_reason_that_is_not_valid_utf8_is_repaired() -> None:
     _, worker = registered()
     worker.close(CloseCode.NORMAL, "bad \ud800 surrogate")
     worker.close_reason.encode("utf-8")
+
+
+def test_a_repeated_task_is_skipped_and_the_first_copy_keeps_its_result() -> None:
+    server, worker = registered()
+    batch = server.send_task("t1", task_tensors(), now=1.0)
+    feed(worker, batch, 1.0)
+    events = feed(worker, batch, 1.0)
+    assert [type(event) for event in events] == [Violation]
+    assert worker.state is SessionState.READY
+    assert worker.data_to_send() == []  # no failed result for the task it holds
+    assert list(worker.tasks) == ["t1"]
+
+
+def test_the_heartbeat_interval_a_server_sets_is_bounded() -> None:
+    worker = WorkerSession("w1", now=0.0)
+    worker.receive(wire({"type": "connection_established"}), 0.0)
+    [registered_event] = worker.receive(
+        wire({"type": "registration_ack", "heartbeat_interval": 1e-9}), 0.0
+    )
+    assert isinstance(registered_event, Registered)
+    assert registered_event.heartbeat_interval == worker.heartbeat_interval == 1.0
+    assert worker.liveness_timeout == 3.0

@@ -66,6 +66,9 @@ from juniper_cascor_protocol.worker.tensor_names import CANDIDATE_UUID_KEY, REQU
 __all__ = ["WorkerSession"]
 
 _PASSIVE = (HeartbeatMessage, TokenRefreshMessage, ErrorMessage)
+_SHORTEST_INTERVAL: Final = 1.0
+_LONGEST_INTERVAL: Final = 3600.0
+"""The bounds a ``registration_ack.heartbeat_interval`` is brought within, in seconds."""
 _AWAITED_ACKS: Final = 1024
 """Results awaiting their ``result_ack`` that a session remembers (a server that never acks
 cannot make it grow without bound)."""
@@ -263,16 +266,23 @@ class WorkerSession(SessionCore):
         if message.worker_id is not None:
             self.worker_id = message.worker_id
         if message.heartbeat_interval is not None:
-            self.heartbeat_interval = message.heartbeat_interval
-            self.liveness_timeout = LIVENESS_FACTOR * message.heartbeat_interval
+            interval = min(max(message.heartbeat_interval, _SHORTEST_INTERVAL), _LONGEST_INTERVAL)
+            self.heartbeat_interval = interval
+            self.liveness_timeout = LIVENESS_FACTOR * interval
         self._state = SessionState.READY
         self._next_heartbeat = now + self.heartbeat_interval
         return [Registered(self.worker_id, self.heartbeat_interval, message)]
 
     def _task(self, task: TaskAssignMessage, refusal: str | None, now: float) -> list[SessionEvent]:
-        if refusal is None and (task.task_id in self._tasks or task.task_id in self._awaiting_ack):
-            refusal = f"task {task.task_id!r} is already held by this worker"
-        elif refusal is None and len(self._tasks) >= self.max_tasks_in_flight:
+        if task.task_id in self._tasks or task.task_id in self._awaiting_ack:
+            # Its result is (or will be) the one of the first copy: skip this one's frames.
+            skip = TensorBatch(task.tensor_manifest, budget=self.byte_budget, keep=False)
+            reason = f"task_assign for task {task.task_id!r}, which this worker already has"
+            return [
+                Violation("unexpected_message", clip(reason), None),
+                *self._start_batch(skip, now),
+            ]
+        if refusal is None and len(self._tasks) >= self.max_tasks_in_flight:
             refusal = f"worker busy: already holds {len(self._tasks)} task(s)"
         self._receiving, self._refusal = task, refusal
         batch = TensorBatch(
@@ -285,8 +295,9 @@ class WorkerSession(SessionCore):
 
     def _batch_complete(self, batch: TensorBatch, now: float) -> list[SessionEvent]:
         task, refusal = self._receiving, self._refusal
-        assert task is not None
         self._receiving = self._refusal = None
+        if task is None:  # the frames of a repeated task, skipped
+            return []
         problems = [refusal] if refusal is not None else batch.finish()
         if problems:
             return self._refuse(task, batch.reason() if refusal is None else refusal)
@@ -319,7 +330,7 @@ class WorkerSession(SessionCore):
         """A ``task_assign`` that did not parse still gets its failed ``task_result``."""
         task_id = decoded.get("task_id")
         index = decoded.get("candidate_index")
-        manifest = TensorManifest.parse(decoded.get("tensor_manifest"), ("tensor_manifest",))
+        manifest = TensorManifest.parse(decoded.get("tensor_manifest", {}), ("tensor_manifest",))
         if not isinstance(task_id, str):
             return self._fail("invalid_message", reason, CloseCode.INVALID_MESSAGE)
         stand_in = TaskAssignMessage(
