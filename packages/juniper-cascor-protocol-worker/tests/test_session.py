@@ -601,3 +601,24 @@ def test_the_heartbeat_interval_a_server_sets_is_bounded() -> None:
     assert isinstance(registered_event, Registered)
     assert registered_event.heartbeat_interval == worker.heartbeat_interval == 1.0
     assert worker.liveness_timeout == 3.0
+
+
+def test_a_result_whose_frames_cannot_be_counted_is_rejected_then_closed() -> None:
+    server, worker = registered()
+    feed(worker, server.send_task("t1", task_tensors(), now=1.0), 1.0)
+    broken = a_result("t1").to_wire() | {"tensor_manifest": {WEIGHTS: {"shape": "3"}}}
+    events = server.receive(wire(broken), 2.0)
+    assert [type(event) for event in events] == [ResultReceived, Violation, Closed]
+    replies = decoded(server.data_to_send())
+    assert [(reply["type"], reply.get("status")) for reply in replies] == [
+        ("result_ack", "rejected"),
+        ("error", None),
+    ]
+    assert server.close_code == CloseCode.INVALID_MESSAGE
+
+
+def test_a_result_without_a_task_id_cannot_be_answered_and_closes() -> None:
+    server, _ = registered()
+    events = server.receive(wire({"type": "task_result", "correlation": 0.5}), 2.0)
+    assert isinstance(events[0], Violation)
+    assert (events[0].label, events[0].close_code) == ("unanswerable_result", 4008)
