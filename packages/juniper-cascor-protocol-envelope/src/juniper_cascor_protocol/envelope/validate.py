@@ -123,7 +123,6 @@ def _label_of(value: Any, labels: LabelBudget | None) -> str:
     return (DEFAULT_LABEL_BUDGET if labels is None else labels).label_for(value)
 
 
-_FIELD_DEFAULTS: Final = (("timestamp", 0.0), ("seq", None), ("emitted_at_monotonic", None))
 _new_object: Final = object.__new__
 _set_slot: Final = object.__setattr__
 _set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
@@ -140,6 +139,7 @@ def _unknown_envelope(
     labels: LabelBudget | None,
     # Bound as locals: this runs for every unknown frame (see the benchmark).
     _absent: Any = _ABSENT,
+    _default_labels: LabelBudget = DEFAULT_LABEL_BUDGET,
     _new: Any = _new_object,
     _cls: type[UnknownEnvelope] = UnknownEnvelope,
     _set_dict: Any = _set_slot,
@@ -159,15 +159,23 @@ def _unknown_envelope(
     """
     values, extras, fields_set = checked
     type_ = values["type"]
-    values["type"] = MISSING_TYPE_LABEL if type_ is _absent else _label_of(type_, labels)
-    if _absent in values.values():
-        if values["data"] is _absent:
-            values["data"] = {}
-            fields_set.discard("data")
-        for name, default in _FIELD_DEFAULTS:
-            if values[name] is _absent:
-                values[name] = default
-                fields_set.discard(name)
+    if type(type_) is str and type_:  # the common case, without a call to ``_label_of``
+        values["type"] = (_default_labels if labels is None else labels).label_for(type_)
+    else:
+        values["type"] = MISSING_TYPE_LABEL if type_ is _absent else _label_of(type_, labels)
+    # Unrolled: a loop over the four fields took longer than the checks themselves.
+    if values["timestamp"] is _absent:
+        values["timestamp"] = 0.0
+        fields_set.discard("timestamp")
+    if values["data"] is _absent:
+        values["data"] = {}
+        fields_set.discard("data")
+    if values["seq"] is _absent:
+        values["seq"] = None
+        fields_set.discard("seq")
+    if values["emitted_at_monotonic"] is _absent:
+        values["emitted_at_monotonic"] = None
+        fields_set.discard("emitted_at_monotonic")
     envelope = _new(_cls)
     _set_dict(envelope, "__dict__", values)
     _set_extra(envelope, {} if extras is None else extras)
@@ -269,14 +277,15 @@ def validate_envelope(frame: dict[str, Any], *, labels: LabelBudget | None = Non
                 frame = dict(dict.items(frame))
                 frame["type"] = "".join((type_,))
             result = _validate_python(frame, strict=True)
+            # Exact type checks: ``isinstance`` on a model class goes through ``ABCMeta``.
+            result_type = type(result)
+            if result_type in _KNOWN_CLASSES:
+                return result  # type: ignore[no-any-return]
+            if result_type is tuple:
+                return _unknown_envelope(result, labels)
         else:
-            result = _validate_unknown(frame, strict=True)
-        # Exact type checks: ``isinstance`` on a model class goes through ``ABCMeta``.
-        result_type = type(result)
-        if result_type in _KNOWN_CLASSES:
-            return result  # type: ignore[no-any-return]
-        if result_type is tuple:
-            return _unknown_envelope(result, labels)
+            # The fallback schema alone: its checked values, or an error (no ``Any`` to match).
+            return _unknown_envelope(_validate_unknown(frame, strict=True), labels)
     except Exception:  # a dict no validator can read: it gets the fallback like any invalid one
         pass
     return _fallback(frame, labels)
