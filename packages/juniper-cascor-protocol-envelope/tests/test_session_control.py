@@ -8,10 +8,13 @@ import json
 import pytest
 
 from juniper_cascor_protocol.envelope import (
+    DEFAULT_LABEL_BUDGET,
     INVALID_COMMAND_CODE,
     MALFORMED_JSON_CODE,
     PROTOCOL_VERSION,
     UNKNOWN_COMMAND_CODE,
+    UNKNOWN_TYPE_BUDGET,
+    UNMATCHED_TYPE_LABEL,
     CommandAbandoned,
     CommandAnswered,
     CommandReceived,
@@ -348,3 +351,14 @@ def test_the_server_pings_and_takes_a_pong_as_no_request() -> None:
     (ping,) = client.receive(server.ping(now=12.5), now=0.0)
     assert isinstance(ping, PingReceived)
     assert server.receive(ping.reply, now=0.0) == PongReceived()
+
+
+def test_each_control_client_spends_its_own_label_budget() -> None:
+    noisy, quiet = ControlClientSession(), ControlClientSession()
+    for index in range(UNKNOWN_TYPE_BUDGET + 1):
+        noisy.receive(f'{{"type": "kind-{index}", "timestamp": 1, "data": {{}}}}', now=0.0)
+    (event,) = quiet.receive('{"type": "fresh", "timestamp": 1, "data": {}}', now=0.0)
+    assert isinstance(event, UnknownFrame)
+    assert event.envelope.type == "fresh"
+    assert noisy.stats().unknown_frames[UNMATCHED_TYPE_LABEL] == 1
+    assert DEFAULT_LABEL_BUDGET.admitted == frozenset()

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from juniper_cascor_protocol.envelope import (
+    DEFAULT_LABEL_BUDGET,
     PROTOCOL_VERSION,
     UNKNOWN_TYPE_BUDGET,
     UNMATCHED_TYPE_LABEL,
@@ -20,6 +21,7 @@ from juniper_cascor_protocol.envelope import (
     FrameRefused,
     IncompatibleVersion,
     InitialMetricsEnvelope,
+    LabelBudget,
     MetricsEnvelope,
     PingReceived,
     Reassembler,
@@ -276,3 +278,19 @@ def test_a_ping_is_recognized_after_the_label_budget_is_spent() -> None:
         consumer.receive(f'{{"type": "kind-{index}", "timestamp": 1, "data": {{}}}}', now=0.0)
     assert consumer.stats().unknown[UNMATCHED_TYPE_LABEL] == 1
     assert consumer.receive('{"type": "ping", "ts": 2.0}', now=0.0) == [PingReceived()]
+
+
+def test_each_consumer_spends_its_own_label_budget() -> None:
+    noisy, quiet = TrainingConsumerSession(), TrainingConsumerSession()
+    for index in range(UNKNOWN_TYPE_BUDGET + 5):
+        noisy.receive(f'{{"type": "kind-{index}", "timestamp": 1, "data": {{}}}}', now=0.0)
+    (event,) = quiet.receive('{"type": "fresh", "timestamp": 1, "data": {}}', now=0.0)
+    assert isinstance(event, UnknownFrame)
+    assert event.envelope.type == "fresh"
+    assert len(noisy.stats().unknown) == UNKNOWN_TYPE_BUDGET + 1  # the budget, and _unmatched
+    assert DEFAULT_LABEL_BUDGET.admitted == frozenset()
+    shared = LabelBudget(1)
+    first, second = TrainingConsumerSession(labels=shared), TrainingConsumerSession(labels=shared)
+    first.receive('{"type": "one", "timestamp": 1, "data": {}}', now=0.0)
+    (late,) = second.receive('{"type": "two", "timestamp": 1, "data": {}}', now=0.0)
+    assert late.envelope.type == UNMATCHED_TYPE_LABEL  # type: ignore[union-attr]

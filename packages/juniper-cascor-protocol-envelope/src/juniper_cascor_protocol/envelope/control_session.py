@@ -47,6 +47,7 @@ from juniper_cascor_protocol.envelope.control import (
     ControlCommandName,
     parse_command_json,
 )
+from juniper_cascor_protocol.envelope.labels import LabelBudget
 from juniper_cascor_protocol.envelope.protocol_version import (
     PROTOCOL_VERSION,
     SUPPORTED_PROTOCOL_VERSIONS,
@@ -252,6 +253,7 @@ class ControlClientSession:
         max_frame_bytes: the longest text frame read, in UTF-8 bytes.
         supported_versions: the protocol versions this client reads (any minor of their majors).
         command_id_factory: makes each fresh ``command_id`` (default: a random UUID, hex).
+        labels: the budget of unknown ``type`` labels (default: one of this session's own).
 
     Not thread-safe: the shell serializes calls (one event loop does).
     """
@@ -260,6 +262,7 @@ class ControlClientSession:
         "_default_timeout",
         "_earliest",
         "_incompatibility",
+        "_labels",
         "_max_frame_bytes",
         "_max_pending",
         "_max_remembered",
@@ -282,6 +285,7 @@ class ControlClientSession:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         supported_versions: Iterable[str] = SUPPORTED_PROTOCOL_VERSIONS,
         command_id_factory: Callable[[], str] = _new_command_id,
+        labels: LabelBudget | None = None,
     ) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be >= 1, got {max_pending}")
@@ -293,6 +297,7 @@ class ControlClientSession:
         self._max_frame_bytes = check_max_frame_bytes(max_frame_bytes)
         self._supported = checked_versions(supported_versions)
         self._new_id = command_id_factory
+        self._labels = LabelBudget() if labels is None else labels
         self._state = ControlClientState.CONNECTING
         self._incompatibility: IncompatibleVersion | None = None
         self._pending: dict[str, IssuedCommand] = {}
@@ -383,7 +388,7 @@ class ControlClientSession:
             self._refused[text.reason] += 1
             events.append(text)
             return events
-        envelope = decode_frame(text)
+        envelope = decode_frame(text, self._labels)
         if isinstance(envelope, CommandResponseEnvelope):
             events.append(self._match(envelope))
         elif (greeting := greeting_outcome(envelope, self._supported)) is not None:

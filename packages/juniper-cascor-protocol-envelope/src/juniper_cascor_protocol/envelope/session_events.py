@@ -26,7 +26,7 @@ from pydantic_core import from_json
 
 from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
 from juniper_cascor_protocol.envelope.control import ConnectionEstablishedEnvelope
-from juniper_cascor_protocol.envelope.labels import UNMATCHED_TYPE_LABEL
+from juniper_cascor_protocol.envelope.labels import UNMATCHED_TYPE_LABEL, LabelBudget
 from juniper_cascor_protocol.envelope.protocol_version import (
     is_compatible,
     parse_protocol_version,
@@ -174,12 +174,12 @@ def _utf8_size(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def decode_frame(text: str) -> BaseEnvelope:
-    """The envelope of one received text frame; never raises.
+def decode_frame(text: str, labels: LabelBudget) -> BaseEnvelope:
+    """The envelope of one received text frame, unknown types labelled from ``labels``.
 
-    The one place where sessions validate what they receive.
+    The one place where sessions validate what they receive; never raises.
     """
-    return validate_envelope_json(text)
+    return validate_envelope_json(text, labels=labels)
 
 
 def is_ping(envelope: BaseEnvelope, text: str) -> bool:

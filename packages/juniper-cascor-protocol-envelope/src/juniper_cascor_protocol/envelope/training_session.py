@@ -42,6 +42,7 @@ from juniper_cascor_protocol.envelope.chunking import (
     RejectReason,
 )
 from juniper_cascor_protocol.envelope.control import CONTROL_ENVELOPES
+from juniper_cascor_protocol.envelope.labels import LabelBudget
 from juniper_cascor_protocol.envelope.protocol_version import (
     PROTOCOL_VERSION,
     SUPPORTED_PROTOCOL_VERSIONS,
@@ -307,6 +308,8 @@ class TrainingConsumerSession:
         reassembler: makes the :class:`Reassembler` whose caps bound buffered chunks.
         reorder_window, restart_max_seq: see :class:`SequenceTracker`.
         supported_versions: the protocol versions this client reads (any minor of their majors).
+        labels: the budget of unknown ``type`` labels (default: one of this session's own, so
+            that a noisy server cannot spend the labels of every other consumer).
 
     Not thread-safe: one connection has one reader.
     """
@@ -315,6 +318,7 @@ class TrainingConsumerSession:
         "_delivered",
         "_greetings",
         "_heartbeats",
+        "_labels",
         "_max_frame_bytes",
         "_messages",
         "_missed",
@@ -335,9 +339,11 @@ class TrainingConsumerSession:
         reorder_window: int | None = None,
         restart_max_seq: int | None = None,
         supported_versions: Iterable[str] = SUPPORTED_PROTOCOL_VERSIONS,
+        labels: LabelBudget | None = None,
     ) -> None:
         self._max_frame_bytes = check_max_frame_bytes(max_frame_bytes)
         self._supported = checked_versions(supported_versions)
+        self._labels = LabelBudget() if labels is None else labels
         self._now = 0.0
         self._reassembler = reassembler(clock=self._clock)
         tracker_options: dict[str, int] = {}
@@ -383,7 +389,7 @@ class TrainingConsumerSession:
             self._refused[text.reason] += 1
             events.append(text)
             return events
-        envelope = decode_frame(text)
+        envelope = decode_frame(text, self._labels)
         if is_ping(envelope, text):
             self._heartbeats += 1
             events.append(PingReceived())
