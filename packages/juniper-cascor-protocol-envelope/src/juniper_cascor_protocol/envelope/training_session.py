@@ -17,10 +17,11 @@ Producer (one per broadcast stream, shared by every subscriber):
 
 Consumer (one per client, kept across reconnects): :meth:`TrainingConsumerSession.receive`
 takes one received message and returns what it means, as events; it never raises on what the
-server sent. It validates the frame, checks ``seq`` (gaps, duplicates, a restarted server),
+server sent. It validates the frame, reads the server's protocol version from
+``connection_established``, checks ``seq`` (gaps, duplicates, a restarted server),
 reseeds on ``initial_metrics`` (so frames broadcast while the client was away are counted as
 missed, not reported as a gap), reassembles chunked frames within hard bounds, answers the
-server's heartbeat, and counts every frame by a bounded label.
+server's heartbeat, and counts every frame by a bounded label from a budget of its own.
 """
 
 from __future__ import annotations
