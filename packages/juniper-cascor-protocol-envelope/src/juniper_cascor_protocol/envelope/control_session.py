@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from juniper_cascor_protocol.envelope.control import (
     CommandStatus,
     ControlCommand,
     ControlCommandName,
+    _new_command_id,
     parse_command_json,
 )
 from juniper_cascor_protocol.envelope.labels import LabelBudget
@@ -106,10 +106,6 @@ DEFAULT_MAX_REQUEST_BYTES: Final = 64 * 1024
 """The longest request a server reads, in UTF-8 bytes (as juniper-cascor)."""
 COMMAND_REQUEST_TYPE: Final = "command"
 """The ``type`` a client's request carries (as juniper-cascor-client; servers ignore it)."""
-
-
-def _new_command_id() -> str:
-    return uuid.uuid4().hex
 
 
 # --- client events ------------------------------------------------------------------------
