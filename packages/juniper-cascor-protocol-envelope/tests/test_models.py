@@ -384,8 +384,8 @@ def test_a_metrics_envelope_pickled_by_0_1_loads_and_re_serializes(protocol: int
 
 
 def test_every_model_config_is_annotated_as_a_class_variable() -> None:
-    models = [BaseEnvelope, UnknownEnvelope, *KNOWN_ENVELOPES.values()]
-    models += [InitialMetricsData, ChunkedMessageData]
+    models: list[type[pydantic.BaseModel]] = [BaseEnvelope, UnknownEnvelope]
+    models += [*KNOWN_ENVELOPES.values(), InitialMetricsData, ChunkedMessageData]
     for model in models:
         assert model.model_config["extra"] == "allow", model
         assert model.model_config["ser_json_inf_nan"] == "constants", model

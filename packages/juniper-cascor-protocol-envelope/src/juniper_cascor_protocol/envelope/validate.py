@@ -87,6 +87,7 @@ KnownEnvelope = (
     | CommandResponseEnvelope
     | ConnectionEstablishedEnvelope
 )
+"""The ten typed envelopes, as one type: what ``validate_envelope`` returns besides the fallback."""
 
 KNOWN_ENVELOPES: dict[str, type[BaseEnvelope]] = {
     "metrics": MetricsEnvelope,
@@ -100,6 +101,7 @@ KNOWN_ENVELOPES: dict[str, type[BaseEnvelope]] = {
     "command_response": CommandResponseEnvelope,
     "connection_established": ConnectionEstablishedEnvelope,
 }
+"""Each known ``type`` name and its envelope class, in the order of the protocol document."""
 
 
 class _Absent:
