@@ -26,7 +26,7 @@ the same values, so a relay re-sends exactly what it received.
 
 * ``NaN``, ``Infinity`` and ``-Infinity`` anywhere in the free-form data (a diverged loss) are
   kept and written as those constants, as Python's :mod:`json` writes them, not as ``null``
-  (``ser_json_inf_nan="constants"`` on every model).
+  (``ser_json_inf_nan="constants"``, which an envelope applies to everything it holds).
 * A string holding a lone surrogate (``"\\ud800"``, which :func:`json.loads` accepts) cannot
   be encoded as UTF-8; such an envelope is written with every non-ASCII character escaped, as
   ``json.dumps`` does, instead of failing (or, for a key, being written as ``"\\ufffd"``).
@@ -77,7 +77,7 @@ _FreeFormList = Annotated[list[Any], GetPydanticSchema(_taken_as_is_when_strict)
 _Finite = Field(allow_inf_nan=False)
 
 _WIRE_MODEL_CONFIG: Final = ConfigDict(extra="allow", ser_json_inf_nan="constants")
-"""The configuration of every envelope and data model: unknown keys kept, ``NaN`` re-sent."""
+"""The envelopes' configuration (and their data models'): unknown keys kept, ``NaN`` re-sent."""
 
 _SURROGATE_ERROR: Final = "surrogates not allowed"
 _REPLACEMENT_CHARACTER: Final = "\ufffd"

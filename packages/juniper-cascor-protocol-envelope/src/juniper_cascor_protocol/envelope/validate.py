@@ -118,7 +118,7 @@ _ABSENT: Final = _Absent()
 
 def _label_of(value: Any, labels: LabelBudget | None) -> str:
     """The ``type`` label of an unmatched frame whose ``type`` key is present."""
-    if type(value) is not str:  # the common case, an exact str, without a call
+    if type(value) is not str:
         value = _exact_str(value)
     if not value:
         return INVALID_TYPE_LABEL
