@@ -18,6 +18,7 @@ from juniper_cascor_protocol.envelope.builders import (
     to_wire_json,
 )
 from juniper_cascor_protocol.envelope.chunking import (
+    CHUNK_OVERHEAD_BYTES,
     STAMP_HEADROOM,
     Chunker,
     Reassembler,
@@ -79,6 +80,7 @@ from juniper_cascor_protocol.envelope.protocol_version import (
     parse_protocol_version,
 )
 from juniper_cascor_protocol.envelope.sequence import (
+    MAX_SEQ,
     SeqEvent,
     SeqObservation,
     SeqStats,
@@ -126,11 +128,13 @@ from juniper_cascor_protocol.envelope.validate import (
 __version__: str = _distribution_version("juniper-cascor-protocol-envelope")
 
 __all__ = [
+    "CHUNK_OVERHEAD_BYTES",
     "DEFAULT_LABEL_BUDGET",
     "INVALID_COMMAND_CODE",
     "KNOWN_COMMANDS",
     "KNOWN_ENVELOPES",
     "MALFORMED_JSON_CODE",
+    "MAX_SEQ",
     "PROTOCOL_VERSION",
     "STAMP_HEADROOM",
     "SUPPORTED_PROTOCOL_VERSIONS",
