@@ -6,6 +6,8 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from juniper_cascor_protocol.demo.control_client import ControlClient
 from juniper_cascor_protocol.demo.control_service import INVALID_PARAMS_CODE
 from juniper_cascor_protocol.demo.server import CONTROL_PATH, TRAINING_PATH, LoopbackServer
@@ -14,10 +16,12 @@ from juniper_cascor_protocol.envelope.control import (
     INVALID_COMMAND_CODE,
     MALFORMED_JSON_CODE,
     UNKNOWN_COMMAND_CODE,
+    CommandResponseEnvelope,
     CommandStatus,
-    ControlCommand,
     ControlCommandName,
 )
+from juniper_cascor_protocol.envelope.control_session import CommandAnswered
+from juniper_cascor_protocol.envelope.protocol_version import PROTOCOL_VERSION
 
 STATE_AFTER = {
     "start": "running",
@@ -28,13 +32,19 @@ STATE_AFTER = {
 }
 
 
-def _requests(rounds: int) -> list[ControlCommand]:
+def _requests(rounds: int) -> list[tuple[str, dict[str, Any]]]:
     requests = []
     for round_ in range(rounds):
         for name in ControlCommandName:
             params = {"patience": round_ + 1} if name is ControlCommandName.SET_PARAMS else {}
-            requests.append(ControlCommand(command=name, params=params))
+            requests.append((name.value, params))
     return requests
+
+
+def _response(outcome: object) -> CommandResponseEnvelope:
+    assert isinstance(outcome, CommandAnswered)
+    assert outcome.response.data.command_id == outcome.request.command_id
+    return outcome.response
 
 
 def test_every_known_command_is_answered_and_correlated_while_many_are_in_flight(
@@ -48,24 +58,29 @@ def test_every_known_command_is_answered_and_correlated_while_many_are_in_flight
             reader = asyncio.create_task(watcher.run(server.url(TRAINING_PATH)))
             await watcher.wait_subscribed()
             async with ControlClient.connect(server.url(CONTROL_PATH)) as client:
-                responses = await asyncio.gather(*(client.request(r) for r in requests))
+                outcomes = await asyncio.gather(*(client.request(c, p) for c, p in requests))
                 assert client.established is not None
-                assert client.unexpected.total() == 0
-            for request, response in zip(requests, responses, strict=True):
+                assert client.established.protocol_version == PROTOCOL_VERSION
+                stats = client.stats
+                assert (stats.answered, stats.pending) == (len(requests), 0)
+                assert stats.unknown_responses == stats.unsolicited == stats.late == 0
+                assert dict(stats.unknown_frames) == {}
+            for (command, params), outcome in zip(requests, outcomes, strict=True):
+                # Many requests were in flight: each outcome answers its own request.
+                response = _response(outcome)
                 data = response.data
-                assert data.command_id == request.command_id
-                assert data.command == request.command
+                assert data.command == command
                 assert data.status == CommandStatus.SUCCESS
                 assert data.code is None
                 assert response.seq is None  # control frames never carry seq
                 assert data.result is not None
-                if request.command == ControlCommandName.SET_PARAMS:
-                    assert data.result["params"]["patience"] == request.params["patience"]
+                if command == ControlCommandName.SET_PARAMS:
+                    assert data.result["params"]["patience"] == params["patience"]
                 else:
-                    assert data.result["state"] == STATE_AFTER[request.command]
+                    assert data.result["state"] == STATE_AFTER[command]
             # Each successful command was announced once on /ws/training as a `state` frame.
             await watcher.wait_for_seq(server.training.current_seq)
-            assert watcher.stats.messages_by_type["state"] == len(requests)
+            assert watcher.stats.session.delivered["state"] == len(requests)
             await watcher.disconnect()
             await reader
 
@@ -73,27 +88,24 @@ def test_every_known_command_is_answered_and_correlated_while_many_are_in_flight
 
 
 def test_errors_carry_their_codes_and_stay_correlated(run: Any) -> None:
-    unknown = ControlCommand(command="teleport")
-    negative_rate = ControlCommand(command="set_params", params={"learning_rate": -1.0})
-    unknown_param = ControlCommand(command="set_params", params={"momentum": 0.9})
-    params_on_start = ControlCommand(command="start", params={"epochs": 3})
-    wrong_type = ControlCommand(command="set_params", params={"patience": "three"})
+    wrong: list[tuple[str, dict[str, Any]]] = [
+        ("teleport", {}),
+        ("set_params", {"learning_rate": -1.0}),
+        ("set_params", {"momentum": 0.9}),
+        ("start", {"epochs": 3}),
+        ("set_params", {"patience": "three"}),
+    ]
 
     async def scenario() -> None:
         async with LoopbackServer() as server:
             async with ControlClient.connect(server.url(CONTROL_PATH)) as client:
-                answers = await asyncio.gather(
-                    client.request(unknown),
-                    client.request(negative_rate),
-                    client.request(unknown_param),
-                    client.request(params_on_start),
-                    client.request(wrong_type),
-                    client.request_raw(
-                        json.dumps({"command_id": "no-command", "params": {}}), "no-command"
-                    ),
+                outcomes = await asyncio.gather(*(client.request(c, p) for c, p in wrong))
+                no_command = await client.request_raw(
+                    json.dumps({"command_id": "no-command", "params": {}}), "no-command"
                 )
                 malformed = await client.request_raw('{"command": "start", "command_id": ')
                 not_object = await client.request_raw("[1, 2, 3]")
+            answers = [*map(_response, outcomes), no_command]
             codes = [a.data.code for a in answers]
             assert codes == [
                 UNKNOWN_COMMAND_CODE,
@@ -104,10 +116,7 @@ def test_errors_carry_their_codes_and_stay_correlated(run: Any) -> None:
                 INVALID_COMMAND_CODE,
             ]
             assert all(a.data.status == CommandStatus.ERROR for a in answers)
-            assert [a.data.command_id for a in answers[:5]] == [
-                r.command_id
-                for r in (unknown, negative_rate, unknown_param, params_on_start, wrong_type)
-            ]
+            assert [a.data.command for a in answers[:5]] == [c for c, _ in wrong]
             assert answers[5].data.command_id == "no-command"
             errors = [a.data.error or "" for a in answers]
             assert "teleport" in errors[0]
@@ -131,3 +140,26 @@ def test_errors_carry_their_codes_and_stay_correlated(run: Any) -> None:
             }
 
     run(scenario())
+
+
+def test_a_request_times_out_at_its_deadline_and_the_servers_ping_is_answered(
+    run: Any, scripted_peer: Any
+) -> None:
+    """A server that greets, pings and never answers: the client's timer ends the request."""
+    script = ['{"type": "connection_established", "data": {"channel": "control"}}']
+    script.append('{"type": "ping", "ts": 1700000000.0}')
+
+    async def scenario() -> tuple[list[str | bytes], Any]:
+        async with scripted_peer(script, drain=True) as peer:
+            async with ControlClient.connect(peer.url) as client:
+                with pytest.raises(TimeoutError, match="'start'"):
+                    await client.request("start", timeout=0.3)
+                stats = client.stats
+            return list(peer.received), stats
+
+    received, stats = run(scenario(), timeout=10)
+    assert (stats.timed_out, stats.pending, stats.heartbeats) == (1, 0, 1)
+    pong = '{"type":"pong"}'
+    assert pong in received
+    (request,) = [json.loads(text) for text in received if text != pong]
+    assert request["command"] == "start"

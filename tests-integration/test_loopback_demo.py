@@ -18,8 +18,10 @@ from juniper_cascor_protocol.demo import (
     run_demo_sync,
 )
 from juniper_cascor_protocol.envelope.control import UNKNOWN_COMMAND_CODE, ControlCommandName
+from juniper_cascor_protocol.worker.tensor_names import REQUIRED_TASK_TENSORS, RESULT_TENSORS
 
-TENSORS_PER_TASK = 3 + 2  # inputs, weights, residual error; candidate output, covariances
+# candidate_input and residual_error; weights, bias, norm_output and norm_error.
+TENSORS_PER_TASK = len(REQUIRED_TASK_TENSORS) + len(RESULT_TENSORS)
 
 
 def test_a_clean_run_reports_every_endpoint_and_no_problem() -> None:

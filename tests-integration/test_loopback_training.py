@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from typing import Any
 
@@ -60,7 +61,7 @@ def test_10000_frames_reach_three_clients_without_loss_or_false_gap(run: Any) ->
             sent: list[tuple[str, Any]] = []
             for i in range(frames):
                 kind = BROADCAST_TYPES[i % len(BROADCAST_TYPES)]
-                await server.training.broadcast_data(kind, {"i": i, "loss": 1.0 / (i + 1)})
+                await server.training.broadcast(kind, {"i": i, "loss": 1.0 / (i + 1)})
                 sent.append((kind.model_fields["type"].default, i))
             last = server.training.current_seq
             await asyncio.gather(*(c.wait_for_seq(last) for c in clients))
@@ -101,26 +102,29 @@ def test_oversized_topology_arrives_chunked_and_is_rebuilt_exactly(run: Any) -> 
             client = TrainingClient(max_frame_bytes=budget, on_message=recorder)
             reader = asyncio.create_task(client.run(server.url(TRAINING_PATH)))
             await client.wait_subscribed()
-            await server.training.broadcast_data(MetricsEnvelope, {"i": "before"})
-            original = server.training.builder.draft(TopologyEnvelope, {"nodes": nodes})
-            await server.training.broadcast(original)
-            await server.training.broadcast_data(MetricsEnvelope, {"i": "after"})
+            await server.training.broadcast(MetricsEnvelope, {"i": "before"})
+            texts = await server.training.broadcast(TopologyEnvelope, {"nodes": nodes})
+            await server.training.broadcast(MetricsEnvelope, {"i": "after"})
             await client.wait_for_seq(server.training.current_seq)
 
             chunks = server.training.frames_by_type["chunked_message"]
-            assert chunks >= 2
-            assert client.stats.frames_by_type["chunked_message"] == chunks
-            assert client.stats.refused.total() == 0
+            assert chunks == len(texts) >= 2
+            stats = client.stats.session
+            assert stats.reassembly.chunks == chunks
+            assert stats.reassembly.completed == 1
+            assert dict(stats.refused) == {}
             assert client.seq.gaps == 0
             assert client.seq.received == chunks + 2
             delivered = [e for e in recorder.envelopes if e.type in ("topology", "metrics")]
             assert [e.type for e in delivered] == ["metrics", "topology", "metrics"]
             rebuilt = delivered[1]
             assert isinstance(rebuilt, TopologyEnvelope)
-            assert rebuilt == original
-            assert rebuilt.model_dump_json() == original.model_dump_json()
-            assert client.reassembler.in_flight == 0
-            assert client.reassembler.buffered_bytes == 0
+            assert rebuilt.data == {"nodes": nodes}
+            # The chunks' payloads joined are the original's exact wire JSON.
+            payloads = "".join(json.loads(text)["data"]["payload"] for text in texts)
+            assert json.loads(payloads)["data"] == {"nodes": nodes}
+            assert client.session.in_flight == 0
+            assert client.session.buffered_bytes == 0
             await client.disconnect()
             await reader
 
@@ -142,16 +146,16 @@ def test_reconnected_client_is_reseeded_by_initial_metrics_and_counts_what_it_mi
             leaver_reader = asyncio.create_task(leaver.run(url))
             await asyncio.gather(stayer.wait_subscribed(), leaver.wait_subscribed())
             for i in range(before):
-                await server.training.broadcast_data(MetricsEnvelope, {"i": i})
+                await server.training.broadcast(MetricsEnvelope, {"i": i})
             await leaver.wait_for_seq(server.training.current_seq)
             await leaver.disconnect()
             await leaver_reader  # the leaver is gone: what follows cannot reach it
             for i in range(before, before + away):
-                await server.training.broadcast_data(MetricsEnvelope, {"i": i})
+                await server.training.broadcast(MetricsEnvelope, {"i": i})
             leaver_reader = asyncio.create_task(leaver.run(url))
             await leaver.wait_subscribed()
             for i in range(before + away, before + away + after):
-                await server.training.broadcast_data(MetricsEnvelope, {"i": i})
+                await server.training.broadcast(MetricsEnvelope, {"i": i})
             last = server.training.current_seq
             await asyncio.gather(leaver.wait_for_seq(last), stayer.wait_for_seq(last))
 
@@ -165,7 +169,7 @@ def test_reconnected_client_is_reseeded_by_initial_metrics_and_counts_what_it_mi
             assert leaver.seq.gaps == 0
             assert leaver.seq.received == before + after
             # ...and the client reports the frames broadcast while it was away.
-            assert leaver.stats.missed_while_disconnected == away
+            assert leaver.stats.session.missed_while_away == away
             assert leaver.stats.connections == 2
             received = [i for _, i in recorder.broadcasts()]
             assert received == [*range(before), *range(before + away, before + away + after)]
@@ -197,14 +201,52 @@ def test_every_broadcast_type_is_delivered_typed_and_counted_once(run: Any) -> N
             await client.wait_subscribed()
             expected: Counter[str] = Counter()
             for kind in BROADCAST_TYPES:
-                await server.training.broadcast_data(kind, {"i": 0})
+                await server.training.broadcast(kind, {"i": 0})
                 expected[kind.model_fields["type"].default] += 1
             await client.wait_for_seq(server.training.current_seq)
-            broadcast_counts = client.stats.frames_by_type - Counter(
-                {"initial_metrics": 1, "connection_established": 1}
+            broadcast_counts = Counter(client.stats.session.delivered) - Counter(
+                {"initial_metrics": 1}
             )
             assert broadcast_counts == expected == server.training.frames_by_type
+            assert client.stats.session.greetings == 1
             await client.disconnect()
             await reader
 
     run(scenario())
+
+
+def test_the_client_answers_the_servers_ping(run: Any, scripted_peer: Any) -> None:
+    script = ['{"type": "ping", "ts": 1700000000.0}']
+
+    async def scenario() -> tuple[list[str | bytes], TrainingClient]:
+        client = TrainingClient()
+        async with scripted_peer(script, drain=True) as peer:
+            reader = asyncio.create_task(client.run(peer.url))
+            while not peer.received:
+                await asyncio.sleep(0.01)
+            await client.disconnect()
+            await reader
+            return list(peer.received), client
+
+    received, client = run(scenario(), timeout=10)
+    assert received == ['{"type":"pong"}']
+    assert client.stats.session.heartbeats == 1
+
+
+def test_the_client_leaves_a_server_of_another_major_version_at_once(
+    run: Any, scripted_peer: Any
+) -> None:
+    greeting = {"type": "connection_established", "timestamp": 1.0, "data": {}}
+    greeting["data"] = {"protocol_version": "9.0", "server_version": "future"}
+    script = [json.dumps(greeting), '{"type": "ping", "ts": 1700000000.0}']
+
+    async def scenario() -> tuple[list[str | bytes], TrainingClient]:
+        client = TrainingClient()
+        async with scripted_peer(script, drain=True) as peer:
+            await client.run(peer.url)  # returns: the client closed the connection itself
+            return list(peer.received), client
+
+    received, client = run(scenario(), timeout=10)
+    assert client.incompatible is not None
+    assert (client.incompatible.announced, client.incompatible.server_version) == ("9.0", "future")
+    assert received == []  # nothing after the greeting: not even the pong

@@ -1,9 +1,12 @@
-"""A loopback demo of the three juniper-cascor endpoints, built from this package's pieces.
+"""A loopback demo of the three juniper-cascor endpoints: the protocol's sessions on sockets.
 
 Needs the ``demo`` extra (``pip install 'juniper-cascor-protocol[demo]'``, which adds
-``websockets``). :func:`run_demo` starts a :class:`LoopbackServer` on 127.0.0.1, connects
-training clients, a control client and workers, moves frames and tensors through every endpoint,
-checks what arrived, and returns a :class:`DemoReport`::
+``websockets``). Every rule of each conversation lives in the sans-I/O sessions of
+``juniper_cascor_protocol.envelope`` and ``juniper_cascor_protocol.worker``; the demo binds them
+to ``websockets``: sockets, tasks and timers only. :func:`run_demo` starts a
+:class:`LoopbackServer` on 127.0.0.1, connects training clients, a control client and workers,
+moves frames and tensors through every endpoint, checks what arrived, and returns a
+:class:`DemoReport`::
 
     from juniper_cascor_protocol.demo import DemoOptions, run_demo_sync
 
@@ -29,10 +32,11 @@ from juniper_cascor_protocol.demo.server import (
     WORKERS_PATH,
     LoopbackServer,
 )
-from juniper_cascor_protocol.demo.training_client import Refusal, TrainingClient
+from juniper_cascor_protocol.demo.training_client import TrainingClient, TrainingClientStats
 from juniper_cascor_protocol.demo.training_hub import TrainingHub
 from juniper_cascor_protocol.demo.worker import DemoWorker, WorkerStats
 from juniper_cascor_protocol.demo.worker_hub import TaskOutcome, WorkerHub, WorkerTask
+from juniper_cascor_protocol.demo.worker_wire import SessionSocket, TensorTraffic
 from juniper_cascor_protocol.envelope.control import MALFORMED_JSON_CODE
 
 __all__ = [
@@ -48,9 +52,11 @@ __all__ = [
     "DemoReport",
     "DemoWorker",
     "LoopbackServer",
-    "Refusal",
+    "SessionSocket",
     "TaskOutcome",
+    "TensorTraffic",
     "TrainingClient",
+    "TrainingClientStats",
     "TrainingHub",
     "TrainingParams",
     "WorkerHub",

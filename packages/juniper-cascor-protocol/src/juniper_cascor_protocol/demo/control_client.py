@@ -1,123 +1,213 @@
-"""A ``/ws/control`` client that keeps many requests in flight and matches each answer by id.
+"""A ``/ws/control`` client: a ``ControlClientSession`` on one connection, many requests in flight.
 
-Responses are matched to requests by ``command_id`` alone, never by arrival order, because the
-server answers concurrently. A response that carries no ``command_id`` (the answer to a
-request too broken to have one) goes to a queue read by :meth:`ControlClient.request_raw`.
+The session makes each request's ``command_id``, matches every response to its request by
+that id alone (the server answers concurrently, in any order), times requests out, answers the
+server's ``ping`` and checks its protocol version. The client only sends what the session
+builds, feeds it each message with the monotonic time, wakes it at its ``next_deadline`` and
+hands each outcome to the caller waiting for it.
+
+:meth:`ControlClient.request_raw` sends text the session did not build (malformed JSON, a
+request without ``command``...), for tests of the server: its answer is the next response
+without a ``command_id`` (``UnsolicitedResponse``), or the unmatched one carrying the given id
+(``UnknownResponse``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import Counter
-from collections.abc import AsyncIterator
-from typing import Final
+import time
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import Any, Final, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from juniper_cascor_protocol.demo.transport import connection_settings
-from juniper_cascor_protocol.envelope.base import BaseEnvelope
-from juniper_cascor_protocol.envelope.control import (
-    CommandResponseEnvelope,
-    ConnectionEstablishedEnvelope,
-    ControlCommand,
+from juniper_cascor_protocol.envelope.control import CommandResponseEnvelope
+from juniper_cascor_protocol.envelope.control_session import (
+    CommandAbandoned,
+    CommandAnswered,
+    CommandTimedOut,
+    ControlClientEvent,
+    ControlClientSession,
+    ControlClientStats,
+    InvalidResponse,
+    UnknownResponse,
+    UnsolicitedResponse,
 )
-from juniper_cascor_protocol.envelope.validate import validate_envelope_json
+from juniper_cascor_protocol.envelope.session_events import (
+    Established,
+    IncompatibleVersion,
+    PingReceived,
+)
 
 __all__ = ["ControlClient"]
 
 _MAX_RESPONSE_BYTES: Final = 1 << 20
 
+Outcome = CommandAnswered | InvalidResponse
+T = TypeVar("T")
+
 
 class ControlClient:
-    """Sends ``/ws/control`` requests over one connection; use :meth:`connect`."""
+    """Sends ``/ws/control`` requests over one connection; use :meth:`connect`.
 
-    def __init__(self, connection: ClientConnection) -> None:
+    Args:
+        default_timeout: seconds a request waits for its response (the session's).
+    """
+
+    def __init__(self, connection: ClientConnection, *, default_timeout: float = 30.0) -> None:
         self._connection = connection
-        self._pending: dict[str, asyncio.Future[CommandResponseEnvelope]] = {}
-        self._uncorrelated: asyncio.Queue[CommandResponseEnvelope] = asyncio.Queue()
-        self.established: ConnectionEstablishedEnvelope | None = None
-        self.unexpected: Counter[str] = Counter()
-        """Frames that were neither a response nor ``connection_established``, by ``type``."""
+        self.session = ControlClientSession(default_timeout=default_timeout)
+        self.established: Established | None = None
+        self.incompatible: IncompatibleVersion | None = None
+        self._waiting: dict[str, asyncio.Future[Outcome]] = {}
+        self._raw_by_id: dict[str, asyncio.Future[CommandResponseEnvelope]] = {}
+        self._unsolicited: asyncio.Queue[CommandResponseEnvelope] = asyncio.Queue()
+        self._wake = asyncio.Event()
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connect(cls, uri: str) -> AsyncIterator[ControlClient]:
+    async def connect(
+        cls, uri: str, *, default_timeout: float = 30.0
+    ) -> AsyncIterator[ControlClient]:
         """Open ``uri``; close the connection and stop reading on exit."""
         async with connect(uri, **connection_settings(_MAX_RESPONSE_BYTES)) as connection:
-            client = cls(connection)
+            client = cls(connection, default_timeout=default_timeout)
             try:
                 yield client
             finally:
                 await connection.close()
                 await client._reader
 
-    async def request(self, command: ControlCommand) -> CommandResponseEnvelope:
-        """Send ``command`` and wait for the response carrying its ``command_id``.
+    @property
+    def stats(self) -> ControlClientStats:
+        return self.session.stats()
+
+    async def request(
+        self,
+        command: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Outcome:
+        """Send ``command`` and wait for its outcome: the response, or an invalid one.
 
         Raises:
+            TimeoutError: no response before the request's deadline.
             ConnectionError: the connection closed before the response arrived.
+            IncompatibleServerError, PendingLimitError: the session refused to issue it.
         """
-        return await self.request_raw(command.to_wire_json(), command.command_id)
+        issued = self.session.issue(command, params, now=time.monotonic(), timeout=timeout)
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._waiting[issued.command_id] = future
+        self._wake.set()  # a new deadline for the reader
+        try:
+            await self._connection.send(issued.text)
+            return await future
+        finally:
+            self._waiting.pop(issued.command_id, None)
 
     async def request_raw(
         self, text: str | bytes, command_id: str | None = None
     ) -> CommandResponseEnvelope:
-        """Send ``text`` as is; wait for the response with ``command_id``.
-
-        With ``command_id=None`` (a request that has none, e.g. malformed JSON) the next
-        response without a ``command_id`` is returned; keep at most one such request in flight.
+        """Send ``text`` as is; wait for the response with ``command_id`` the session did not
+        issue (with ``None``: the next response without one; keep one such request in flight).
 
         Raises:
             ConnectionError: the connection closed before the response arrived.
         """
         if command_id is None:
             await self._connection.send(text)
-            return await self._next_uncorrelated()
-        if command_id in self._pending:
-            raise ValueError(f"command_id {command_id!r} is already in flight")
+            return await self._until_closed(self._unsolicited.get())
         future: asyncio.Future[CommandResponseEnvelope] = asyncio.get_running_loop().create_future()
-        self._pending[command_id] = future
+        self._raw_by_id[command_id] = future
         try:
             await self._connection.send(text)
             return await future
         finally:
-            self._pending.pop(command_id, None)
+            self._raw_by_id.pop(command_id, None)
 
-    async def _next_uncorrelated(self) -> CommandResponseEnvelope:
-        getter = asyncio.ensure_future(self._uncorrelated.get())
-        done, _ = await asyncio.wait({getter, self._reader}, return_when=asyncio.FIRST_COMPLETED)
-        if getter in done:
-            return getter.result()
-        getter.cancel()
+    async def _until_closed(self, awaitable: Awaitable[T]) -> T:
+        """``awaitable``'s result; ``ConnectionError`` if the connection ends first."""
+        job = asyncio.ensure_future(awaitable)
+        await asyncio.wait({job, self._reader}, return_when=asyncio.FIRST_COMPLETED)
+        if job.done():
+            return job.result()
+        job.cancel()
         raise ConnectionError("control connection closed before the response arrived")
 
     async def _read(self) -> None:
+        """Feed the session each message, and wake it at its ``next_deadline``."""
+        received: asyncio.Future[str | bytes] | None = None
+        woken: asyncio.Future[Any] | None = None
         try:
-            async for message in self._connection:
-                self._dispatch(validate_envelope_json(message))
+            while True:
+                if received is None:
+                    received = asyncio.ensure_future(self._connection.recv())
+                if woken is None:
+                    woken = asyncio.ensure_future(self._wake.wait())
+                deadline = self.session.next_deadline
+                await asyncio.wait(
+                    {received, woken},
+                    timeout=None if deadline is None else max(0.0, deadline - time.monotonic()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                events: list[ControlClientEvent] = list(self.session.expire(now=time.monotonic()))
+                if woken.done():
+                    self._wake.clear()
+                    woken = None
+                if received.done():
+                    message, received = received.result(), None
+                    events += self.session.receive(message, now=time.monotonic())
+                for event in events:
+                    await self._dispatch(event)
         except ConnectionClosed:
             pass
         finally:
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(
-                        ConnectionError("control connection closed before the response arrived")
-                    )
+            for job in (received, woken):
+                if job is not None:
+                    job.cancel()
+            for abandoned in self.session.connection_lost():
+                await self._dispatch(abandoned)
+            self._fail_raw()
 
-    def _dispatch(self, envelope: BaseEnvelope) -> None:
-        if isinstance(envelope, CommandResponseEnvelope):
-            command_id = envelope.data.command_id
-            future = self._pending.get(command_id) if command_id is not None else None
-            if future is not None and not future.done():
-                future.set_result(envelope)
-            elif command_id is None:
-                self._uncorrelated.put_nowait(envelope)
-            else:
-                self.unexpected["command_response"] += 1
-        elif isinstance(envelope, ConnectionEstablishedEnvelope):
-            self.established = envelope
-        else:
-            self.unexpected[envelope.type] += 1
+    async def _dispatch(self, event: ControlClientEvent | CommandAbandoned) -> None:
+        if isinstance(event, CommandAnswered | InvalidResponse):
+            self._settle(event.request.command_id, event)
+        elif isinstance(event, CommandTimedOut):
+            error = TimeoutError(f"no response to {event.request.command!r} in time")
+            self._fail(event.request.command_id, error)
+        elif isinstance(event, CommandAbandoned):
+            self._fail(event.request.command_id, ConnectionError("control connection closed"))
+        elif isinstance(event, UnsolicitedResponse):
+            self._unsolicited.put_nowait(event.response)
+        elif isinstance(event, UnknownResponse):
+            command_id = event.response.data.command_id or ""
+            raw = self._raw_by_id.get(command_id)
+            if raw is not None and not raw.done():
+                raw.set_result(event.response)
+        elif isinstance(event, PingReceived):
+            with contextlib.suppress(ConnectionClosed):
+                await self._connection.send(event.reply)
+        elif isinstance(event, Established):
+            self.established = event
+        elif isinstance(event, IncompatibleVersion):
+            self.incompatible = event
+
+    def _settle(self, command_id: str, outcome: Outcome) -> None:
+        future = self._waiting.get(command_id)
+        if future is not None and not future.done():
+            future.set_result(outcome)
+
+    def _fail(self, command_id: str, error: Exception) -> None:
+        future = self._waiting.get(command_id)
+        if future is not None and not future.done():
+            future.set_exception(error)
+
+    def _fail_raw(self) -> None:
+        for future in self._raw_by_id.values():
+            if not future.done():
+                future.set_exception(ConnectionError("control connection closed"))

@@ -1,8 +1,11 @@
-"""The server side of ``/ws/control``: every request gets one ``command_response``.
+"""The server side of ``/ws/control``: a ``ControlServerSession`` per connection, and the
+(simulated) training state the commands change.
 
+The session reads each request into a typed command of a known name, or into the error
+response to send (``malformed_json``, ``invalid_command``, ``unknown_command``), and builds
+every response, echoing the request's ``command_id``. The service applies the commands.
 Requests on one connection are answered concurrently, each by its own task, so responses may
-come back in any order: clients correlate them by ``command_id``, which every response echoes
-(when the request carried a usable one). Answers:
+come back in any order. Answers:
 
 =============================  ========  ===================================================
 request                        status    ``code``
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -31,14 +35,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from juniper_cascor_protocol.envelope.builders import ControlBuilder, to_wire_json
 from juniper_cascor_protocol.envelope.control import (
-    CommandParseError,
-    CommandResponseEnvelope,
     CommandStatus,
     ControlCommand,
     ControlCommandName,
-    parse_command_json,
+)
+from juniper_cascor_protocol.envelope.control_session import (
+    CommandReceived,
+    ControlServerSession,
+    RequestRejected,
 )
 from juniper_cascor_protocol.envelope.errors import describe_validation_error
 
@@ -84,12 +89,10 @@ class ControlService:
 
     def __init__(
         self,
-        control: ControlBuilder,
         *,
         server_version: str | None = None,
         on_state_change: StateListener | None = None,
     ) -> None:
-        self._control = control
         self._server_version = server_version
         self._on_state_change = on_state_change
         self.state = "stopped"
@@ -99,35 +102,40 @@ class ControlService:
 
     async def serve(self, connection: ServerConnection) -> None:
         """Handle one ``/ws/control`` connection until it closes."""
-        hello = self._control.connection_established(server_version=self._server_version)
-        await connection.send(to_wire_json(hello))
+        session = ControlServerSession(server_version=self._server_version)
+        with contextlib.suppress(ConnectionClosed):
+            await connection.send(session.greeting(now=time.time()))
         async with asyncio.TaskGroup() as answers:
             with contextlib.suppress(ConnectionClosed):
                 async for message in connection:
-                    answers.create_task(self._answer(connection, message))
+                    event = session.receive(message, now=time.time())
+                    if isinstance(event, CommandReceived):
+                        answers.create_task(self._answer(connection, session, event))
+                    elif isinstance(event, RequestRejected):
+                        await self._send(connection, event.reply, event.code)
 
-    async def _answer(self, connection: ServerConnection, message: str | bytes) -> None:
-        response = await self.respond(message)
-        self.responses[response.data.code or response.data.status] += 1
-        # A client that leaves before its answer must not take the other answers down with it.
-        with contextlib.suppress(ConnectionClosed):
-            await connection.send(to_wire_json(response))
-
-    async def respond(self, message: str | bytes) -> CommandResponseEnvelope:
-        """The ``command_response`` for one received request; never raises on its content."""
-        request = parse_command_json(message)
-        if isinstance(request, CommandParseError) or request.known_name is None:
-            return self._control.rejection(request)  # invalid, malformed or unknown command
-        name = request.known_name
+    async def _answer(
+        self, connection: ServerConnection, session: ControlServerSession, event: CommandReceived
+    ) -> None:
+        request, name = event.command, event.name
         error = self._apply(name, request)
         if error is not None:
-            return self._control.command_response(
-                request, CommandStatus.ERROR, error=error, code=INVALID_PARAMS_CODE
+            reply = session.respond(
+                request, CommandStatus.ERROR, now=time.time(), error=error, code=INVALID_PARAMS_CODE
             )
+            await self._send(connection, reply, INVALID_PARAMS_CODE)
+            return
         snapshot = {"state": self.state, "params": self.params.model_dump()}
         if self._on_state_change is not None:
             await self._on_state_change({**snapshot, "command": name.value})
-        return self._control.command_response(request, CommandStatus.SUCCESS, result=snapshot)
+        reply = session.respond(request, CommandStatus.SUCCESS, now=time.time(), result=snapshot)
+        await self._send(connection, reply, CommandStatus.SUCCESS.value)
+
+    async def _send(self, connection: ServerConnection, reply: str, code: str) -> None:
+        self.responses[code] += 1
+        # A client that leaves before its answer must not take the other answers down with it.
+        with contextlib.suppress(ConnectionClosed):
+            await connection.send(reply)
 
     def _apply(self, name: ControlCommandName, request: ControlCommand) -> str | None:
         """Change the state for ``request``; return an error message instead if params are bad."""

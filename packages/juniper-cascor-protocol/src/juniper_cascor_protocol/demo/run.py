@@ -7,9 +7,12 @@ The run has three phases, each checked end to end:
 2. ``/ws/training``: ``frames`` broadcast messages of every type, one of them a topology too large
    for one frame; every client must receive every frame (no gap, no duplicate, nothing refused)
    and rebuild the topology equal to the original.
-3. ``/ws/v1/workers``: ``clients`` workers each take one task of ``tensor_mb`` megabytes; tensors
-   must arrive bit-exact (checked by CRC-32 carried in ``candidate_data``), match their
-   manifests, and the worker's score must agree with the server's own computation.
+3. ``/ws/v1/workers``: ``clients`` workers each take one task of ``tensor_mb`` megabytes, named
+   as juniper-cascor names them; tensors must arrive bit-exact (checked by CRC-32 carried in
+   ``candidate_data``) and match their manifests, and the worker's result must agree with the
+   server's own computation.
+
+Every protocol rule is the sessions'; the demo binds them to sockets and checks the outcomes.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
-from juniper_cascor_protocol.demo.candidate import make_task_tensors, score_candidate
+import numpy as np
+
+from juniper_cascor_protocol.demo.candidate import make_task_tensors, train_candidate
 from juniper_cascor_protocol.demo.control_client import ControlClient
 from juniper_cascor_protocol.demo.control_service import INVALID_PARAMS_CODE
 from juniper_cascor_protocol.demo.options import DemoOptions
@@ -39,9 +44,9 @@ from juniper_cascor_protocol.envelope.control import (
     MALFORMED_JSON_CODE,
     UNKNOWN_COMMAND_CODE,
     CommandStatus,
-    ControlCommand,
     ControlCommandName,
 )
+from juniper_cascor_protocol.envelope.control_session import CommandAnswered
 from juniper_cascor_protocol.envelope.training import (
     CandidateProgressEnvelope,
     CascadeAddEnvelope,
@@ -49,6 +54,12 @@ from juniper_cascor_protocol.envelope.training import (
     MetricsEnvelope,
     StateEnvelope,
     TopologyEnvelope,
+)
+from juniper_cascor_protocol.worker.tensor_names import (
+    CANDIDATE_INPUT,
+    CANDIDATE_UUID_KEY,
+    RESIDUAL_ERROR,
+    RESULT_TENSORS,
 )
 
 __all__ = ["run_demo", "run_demo_sync"]
@@ -66,8 +77,9 @@ _MIX: Final[tuple[type[BaseEnvelope], ...]] = (
 )
 # A topology this many nodes large does not fit the default 1 MiB frame budget.
 _TOPOLOGY_NODES: Final = 12_000
-# The worker's score is recomputed by the server; they may differ by rounding only.
+# The worker's result is recomputed by the server; they may differ by rounding only.
 _SCORE_TOLERANCE: Final = 1e-9
+_TENSOR_TOLERANCE: Final = 1e-5
 
 
 async def run_demo(options: DemoOptions | None = None) -> DemoReport:
@@ -103,7 +115,7 @@ class _Demo:
         self.clients: list[TrainingClient] = []
         self.workers: list[DemoWorker] = []
         self.topologies: list[list[BaseEnvelope]] = []
-        self.original_topology: BaseEnvelope | None = None
+        self.original_topology: dict[str, Any] | None = None
         self.outcomes: list[TaskOutcome] = []
         self.broadcast_s = 0.0
         self.tensor_s = 0.0
@@ -137,26 +149,28 @@ class _Demo:
             self.problems.extend(f"{name}: {line}" for line in _describe(error))
 
     async def _control_phase(self, server: LoopbackServer) -> None:
-        async with ControlClient.connect(server.url(CONTROL_PATH)) as control:
-            requests = [ControlCommand(command=name) for name in ControlCommandName]
-            wrong = [
-                ControlCommand(command="warp_drive"),
-                ControlCommand(command="set_params", params={"learning_rate": -1}),
-            ]
-            answers = await asyncio.gather(*(control.request(r) for r in [*requests, *wrong]))
-            malformed = await control.request_raw('{"command": "start", ')
-        expected = [(CommandStatus.SUCCESS.value, None)] * len(requests) + [
+        requests: list[tuple[str, dict[str, Any]]] = [
+            *((name.value, {}) for name in ControlCommandName),
+            ("warp_drive", {}),
+            ("set_params", {"learning_rate": -1}),
+        ]
+        expected = [(CommandStatus.SUCCESS.value, None)] * len(ControlCommandName) + [
             (CommandStatus.ERROR.value, UNKNOWN_COMMAND_CODE),
             (CommandStatus.ERROR.value, INVALID_PARAMS_CODE),
         ]
-        for request, answer, (status, code) in zip(
-            [*requests, *wrong], answers, expected, strict=True
-        ):
-            got = (answer.data.status, answer.data.code)
-            if answer.data.command_id != request.command_id or got != (status, code):
+        async with ControlClient.connect(server.url(CONTROL_PATH)) as control:
+            answers = await asyncio.gather(*(control.request(c, p) for c, p in requests))
+            malformed = await control.request_raw('{"command": "start", ')
+        for (command, _), answer, (status, code) in zip(requests, answers, expected, strict=True):
+            if not isinstance(answer, CommandAnswered):
+                self.problems.append(f"/ws/control: {command!r} got an invalid response")
+                continue
+            data = answer.response.data
+            got = (data.status, data.code)
+            if data.command != command or got != (status, code):
                 self.problems.append(
-                    f"/ws/control: {request.command!r} answered {got} for "
-                    f"command_id={answer.data.command_id!r}, expected {(status, code)}"
+                    f"/ws/control: {command!r} answered {got} for {data.command!r}, "
+                    f"expected {(status, code)}"
                 )
         if malformed.data.code != MALFORMED_JSON_CODE:
             self.problems.append(
@@ -170,11 +184,11 @@ class _Demo:
         topology_at = self.options.frames // 2
         for index in range(self.options.frames):
             if index == topology_at:
-                self.original_topology = hub.builder.draft(TopologyEnvelope, _big_topology())
-                await hub.broadcast(self.original_topology)
+                self.original_topology = _big_topology()
+                await hub.broadcast(TopologyEnvelope, self.original_topology)
                 continue
             kind = _MIX[index % len(_MIX)]
-            await hub.broadcast_data(kind, {"index": index, "loss": 1.0 / (index + 1)})
+            await hub.broadcast(kind, {"index": index, "loss": 1.0 / (index + 1)})
         last = hub.current_seq
         await asyncio.gather(*(client.wait_for_seq(last) for client in self.clients))
         self.broadcast_s = time.perf_counter() - started
@@ -195,13 +209,15 @@ class _Demo:
             )
         if seq.received != sent:
             self.problems.append(f"{where}: received {seq.received} of {sent} broadcast frames")
-        if client.stats.bad_frames:
+        stats = client.stats
+        if stats.bad_frames:
+            session = stats.session
             self.problems.append(
-                f"{where}: {client.stats.bad_frames} bad frames (refused "
-                f"{dict(client.stats.refused)}, unknown {dict(client.stats.unknown_types)}, "
-                f"chunk rejections {dict(client.stats.chunk_rejections)})"
+                f"{where}: {stats.bad_frames} bad frames (refused {dict(session.refused)}, "
+                f"unknown {dict(session.unknown)}, chunk rejections "
+                f"{dict(session.reassembly.rejected)})"
             )
-        if topologies != [self.original_topology]:
+        if [topology.data for topology in topologies] != [self.original_topology]:
             self.problems.append(
                 f"{where}: the chunked topology was not rebuilt equal to the original "
                 f"({len(topologies)} topology messages delivered)"
@@ -223,8 +239,8 @@ class _Demo:
             )
         self.outcomes = list(await asyncio.gather(*pending))
         self.tensor_s = time.perf_counter() - started
-        # Release any worker still waiting for a task, so the task group can finish.
-        server.workers.close()
+        # End any worker still waiting for a task (4010), so the task group can finish.
+        await server.workers.close()
         for task, outcome in zip(work, self.outcomes, strict=True):
             self._check_outcome(task, outcome)
 
@@ -237,12 +253,20 @@ class _Demo:
         if not result.success:
             self.problems.append(f"{where}: worker failed: {result.error_message}")
             return
-        expected = score_candidate(*task.tensors.values())
+        if result.candidate_uuid != task.candidate_data.get(CANDIDATE_UUID_KEY):
+            self.problems.append(f"{where}: candidate_uuid {result.candidate_uuid!r} not echoed")
+        expected = train_candidate(task.tensors[CANDIDATE_INPUT], task.tensors[RESIDUAL_ERROR])
         if not math.isclose(result.correlation, expected.correlation, abs_tol=_SCORE_TOLERANCE):
             self.problems.append(
                 f"{where}: correlation {result.correlation!r} differs from the server's "
                 f"{expected.correlation!r}"
             )
+        if tuple(outcome.tensors) != RESULT_TENSORS:
+            self.problems.append(f"{where}: result tensors {list(outcome.tensors)}")
+            return
+        for name, array in expected.tensors.items():
+            if not np.allclose(outcome.tensors[name], array, atol=_TENSOR_TOLERANCE):
+                self.problems.append(f"{where}: {name} differs from the server's computation")
 
     def report(self, duration_s: float) -> DemoReport:
         server = self.server
@@ -259,15 +283,18 @@ class _Demo:
             frames_received=sum(client.seq.received for client in self.clients),
             broadcast_bytes=hub.bytes_sent if hub is not None else 0,
             chunked_reassembled=sum(
-                topologies == [self.original_topology] for topologies in self.topologies
+                [topology.data for topology in topologies] == [self.original_topology]
+                for topologies in self.topologies
             ),
             seq_gaps=sum(client.seq.gaps for client in self.clients),
             seq_missing=sum(client.seq.missing for client in self.clients),
             seq_duplicates=sum(client.seq.duplicates for client in self.clients),
             control_responses=dict(server.control.responses) if server is not None else {},
             tasks=sum(outcome.accepted for outcome in self.outcomes),
-            tensors_sent=workers.tensors_sent + workers.tensors_received if workers else 0,
-            tensor_bytes=workers.tensor_bytes_sent + workers.tensor_bytes_received
+            tensors_sent=workers.traffic.frames_sent + workers.traffic.frames_received
+            if workers
+            else 0,
+            tensor_bytes=workers.traffic.bytes_sent + workers.traffic.bytes_received
             if workers
             else 0,
             problems=list(self.problems),

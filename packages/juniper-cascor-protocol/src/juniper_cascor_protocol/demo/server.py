@@ -1,9 +1,10 @@
-"""A loopback server speaking the three endpoints of juniper-cascor with this package's pieces.
+"""A loopback server speaking the three endpoints of juniper-cascor through this package's sessions.
 
 ``/ws/training`` → :class:`TrainingHub`, ``/ws/control`` → :class:`ControlService`,
 ``/ws/v1/workers`` → :class:`WorkerHub`; any other path is refused at the handshake with HTTP
-404. The server binds ``127.0.0.1`` only, on an ephemeral port unless one is given, and closes
-every connection when its ``async with`` block ends.
+404. The server binds ``127.0.0.1`` only, on an ephemeral port unless one is given, ends every
+worker session with ``NO_MORE_WORK`` (4010) and closes every connection when its ``async with``
+block ends.
 """
 
 from __future__ import annotations
@@ -19,18 +20,16 @@ from juniper_cascor_protocol.demo.control_service import ControlService
 from juniper_cascor_protocol.demo.options import LOOPBACK_HOST
 from juniper_cascor_protocol.demo.training_hub import TrainingHub
 from juniper_cascor_protocol.demo.transport import connection_settings
-from juniper_cascor_protocol.demo.worker_hub import WorkerHub
-from juniper_cascor_protocol.envelope.builders import BroadcastBuilder, ControlBuilder
+from juniper_cascor_protocol.demo.worker_hub import SERVER_VERSION, WorkerHub
 from juniper_cascor_protocol.envelope.chunking import DEFAULT_MAX_FRAME_BYTES, Chunker
-from juniper_cascor_protocol.envelope.sequence import SequenceCounter
 from juniper_cascor_protocol.envelope.training import StateEnvelope
+from juniper_cascor_protocol.envelope.training_session import TrainingProducerSession
 
 __all__ = ["CONTROL_PATH", "TRAINING_PATH", "WORKERS_PATH", "LoopbackServer"]
 
 TRAINING_PATH: Final = "/ws/training"
 CONTROL_PATH: Final = "/ws/control"
 WORKERS_PATH: Final = "/ws/v1/workers"
-_SERVER_VERSION: Final = "loopback-demo"
 
 
 class LoopbackServer:
@@ -40,16 +39,24 @@ class LoopbackServer:
         port: the TCP port on 127.0.0.1; 0 (the default) picks a free one, see :attr:`port`.
         max_frame_bytes: the chunker's budget for one ``/ws/training`` text frame; larger
             broadcasts go out as ``chunked_message`` frames.
+        workers: the ``/ws/v1/workers`` hub (default: one with the sessions' defaults).
     """
 
-    def __init__(self, *, port: int = 0, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
-        control = ControlBuilder()
-        builder = BroadcastBuilder(SequenceCounter(), chunker=Chunker(max_frame_bytes))
-        self.training = TrainingHub(builder, control, server_version=_SERVER_VERSION)
-        self.control = ControlService(
-            control, server_version=_SERVER_VERSION, on_state_change=self._publish_state
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        workers: WorkerHub | None = None,
+    ) -> None:
+        producer = TrainingProducerSession(
+            chunker=Chunker(max_frame_bytes), server_version=SERVER_VERSION
         )
-        self.workers = WorkerHub()
+        self.training = TrainingHub(producer)
+        self.control = ControlService(
+            server_version=SERVER_VERSION, on_state_change=self._publish_state
+        )
+        self.workers = workers if workers is not None else WorkerHub()
         self._requested_port = port
         self._server: Server | None = None
 
@@ -81,7 +88,7 @@ class LoopbackServer:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.workers.close()
+        await self.workers.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -96,7 +103,7 @@ class LoopbackServer:
             await self.workers.serve(connection)
 
     async def _publish_state(self, state: dict[str, object]) -> None:
-        await self.training.broadcast_data(StateEnvelope, state)
+        await self.training.broadcast(StateEnvelope, state)
 
 
 def _path(request: Request | None) -> str:

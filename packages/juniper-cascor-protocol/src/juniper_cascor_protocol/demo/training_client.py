@@ -1,150 +1,111 @@
-"""A ``/ws/training`` consumer: validates, reassembles and sequence-checks every frame it gets.
+"""A ``/ws/training`` client: a ``TrainingConsumerSession`` reading a real connection.
 
-:class:`TrainingClient` is sans-I/O at its core — :meth:`TrainingClient.feed` takes one received
-WebSocket message and never raises — with :meth:`TrainingClient.run` as the thin loop that reads a
-real connection. One client may :meth:`~TrainingClient.run` several connections in turn (a
-reconnect); its counters and its :class:`SequenceTracker` carry over.
-
-Every frame lands in exactly one of these counters, so a hostile peer's frames can be accounted
-for one by one:
-
-* ``frames_by_type``: valid typed envelopes, by ``type`` (``chunked_message`` included);
-* ``refused``: not validated at all, by :class:`Refusal` (binary frames, oversized text);
-* ``unknown_types``: :class:`UnknownEnvelope` results, by their bounded label (an unknown
-  ``type``, ``_malformed_json``, ``_not_an_object``, or a known name whose payload is invalid);
-* ``chunk_rejections``: valid ``chunked_message`` frames the :class:`Reassembler` refused, by
-  :class:`RejectReason`.
-
-Reconnects: ``initial_metrics`` on each new connection reseeds the tracker with ``current_seq``,
-so the frames broadcast while the client was away are *not* reported as a ``GAP`` by the tracker.
-The client reports them itself, as ``missed_while_disconnected`` (``current_seq`` minus the last
-``seq`` seen before the disconnect).
+The session validates every frame, checks ``seq``, reseeds on ``initial_metrics`` (counting the
+frames missed while away instead of reporting a gap), reassembles chunked messages within its
+bounds, checks the server's protocol version and says when to answer a ``ping``. The client only
+feeds it each message with the monotonic time, sends the replies, closes the connection when
+the server's version is incompatible, and wakes whoever waits for a ``seq``. Keep one client
+across reconnects: :meth:`TrainingClient.run` it again and the session carries over.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Final
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from juniper_cascor_protocol.demo.transport import connection_settings
-from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
-from juniper_cascor_protocol.envelope.chunking import (
-    DEFAULT_MAX_FRAME_BYTES,
-    Reassembler,
-    ReassemblyStatus,
+from juniper_cascor_protocol.envelope.base import BaseEnvelope
+from juniper_cascor_protocol.envelope.chunking import DEFAULT_MAX_FRAME_BYTES, Reassembler
+from juniper_cascor_protocol.envelope.sequence import SeqStats
+from juniper_cascor_protocol.envelope.session_events import (
+    IncompatibleVersion,
+    PingReceived,
 )
-from juniper_cascor_protocol.envelope.sequence import SeqStats, SequenceTracker
-from juniper_cascor_protocol.envelope.training import InitialMetricsEnvelope
-from juniper_cascor_protocol.envelope.validate import validate_envelope_json
+from juniper_cascor_protocol.envelope.training_session import (
+    EnvelopeReceived,
+    ReassemblerFactory,
+    Reseeded,
+    TrainingConsumerSession,
+    TrainingConsumerStats,
+    TrainingEvent,
+)
 
-__all__ = ["Refusal", "TrainingClient", "TrainingClientStats"]
+__all__ = ["TrainingClient", "TrainingClientStats"]
 
-# Text frames up to this multiple of the client's limit reach `feed` and are counted as
+# Text frames up to this multiple of the client's limit reach the session and are counted as
 # oversized; longer ones make `websockets` close the connection (1009) before we see them.
 _TRANSPORT_SLACK: Final = 4
-# A UTF-8 character takes at most 4 bytes: shorter strings cannot exceed the limit.
-_MAX_UTF8_BYTES_PER_CHAR: Final = 4
 
 
-class Refusal(StrEnum):
-    """Why a message was refused before validation."""
-
-    BINARY_FRAME = "binary_frame"
-    """``/ws/training`` carries JSON text frames only."""
-    OVERSIZED = "oversized"
-    """A text frame longer than the client's ``max_frame_bytes`` (UTF-8 bytes)."""
-
-
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class TrainingClientStats:
-    """What one client received, over all its connections."""
+    """The session's totals, plus what the binding saw."""
 
-    messages: int = 0
-    """WebSocket messages received."""
-    frames_by_type: Counter[str] = field(default_factory=Counter)
-    messages_by_type: Counter[str] = field(default_factory=Counter)
-    """Delivered messages by ``type``: unchunked frames and reassembled originals."""
-    refused: Counter[str] = field(default_factory=Counter)
-    unknown_types: Counter[str] = field(default_factory=Counter)
-    chunk_rejections: Counter[str] = field(default_factory=Counter)
-    connections: int = 0
-    missed_while_disconnected: int = 0
-    peak_buffered_bytes: int = 0
-    """Most payload bytes the reassembler held at once."""
-    peak_in_flight: int = 0
-    """Most incomplete chunked messages the reassembler held at once."""
+    session: TrainingConsumerStats
+    connections: int
+    peak_buffered_bytes: int
+    """Most payload bytes of incomplete chunked messages held at once."""
+    peak_in_flight: int
+    """Most incomplete chunked messages held at once."""
 
     @property
     def bad_frames(self) -> int:
-        """Frames that were refused, unknown, or rejected by the reassembler."""
-        return self.refused.total() + self.unknown_types.total() + self.chunk_rejections.total()
+        """Frames refused, unknown, or rejected by the reassembler."""
+        session = self.session
+        rejected = sum(session.reassembly.rejected.values())
+        return sum(session.refused.values()) + sum(session.unknown.values()) + rejected
 
 
 class TrainingClient:
-    """Consumes ``/ws/training`` frames; see the module docstring for what it counts.
+    """Consumes ``/ws/training``; every event of its session goes to ``on_event``.
 
     Args:
-        max_frame_bytes: the longest text frame accepted, in UTF-8 bytes (default: the
-            chunker's 1 MiB frame budget, which every frame of a conforming server fits).
-        reassembler: the :class:`Reassembler` to use (its caps bound memory under a chunk
-            flood); a fresh one with default caps if omitted.
-        on_message: called with every delivered envelope — each valid unchunked frame and each
-            reassembled original — in arrival order.
+        max_frame_bytes: the longest text frame read, in UTF-8 bytes (default: the chunker's
+            1 MiB frame budget, which every frame of a conforming server fits).
+        reassembler: makes the session's :class:`Reassembler` (e.g.
+            ``functools.partial(Reassembler, max_messages_in_flight=4)``).
+        on_message: called with every delivered envelope, whole or reassembled, in order.
+        on_event: called with every event of the session, in order.
     """
 
     def __init__(
         self,
         *,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
-        reassembler: Reassembler | None = None,
+        reassembler: ReassemblerFactory = Reassembler,
         on_message: Callable[[BaseEnvelope], None] | None = None,
+        on_event: Callable[[TrainingEvent], None] | None = None,
     ) -> None:
-        if max_frame_bytes < 1:
-            raise ValueError(f"max_frame_bytes must be >= 1, got {max_frame_bytes}")
+        self.session = TrainingConsumerSession(
+            max_frame_bytes=max_frame_bytes, reassembler=reassembler
+        )
         self.max_frame_bytes = max_frame_bytes
-        self.reassembler = reassembler if reassembler is not None else Reassembler()
-        self.tracker = SequenceTracker()
-        self.stats = TrainingClientStats()
+        self.incompatible: IncompatibleVersion | None = None
         self._on_message = on_message
+        self._on_event = on_event
+        self._connections = 0
+        self._peak_buffered = 0
+        self._peak_in_flight = 0
         self._seq_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._subscribed = asyncio.Event()
         self._connection: ClientConnection | None = None
 
     @property
     def seq(self) -> SeqStats:
-        """The sequence tracker's running totals."""
-        return self.tracker.stats()
+        """The session's ``seq`` totals."""
+        return self.session.stats().seq
 
-    def feed(self, message: str | bytes) -> None:
-        """Account for one received WebSocket message. Never raises on what a peer sent."""
-        stats = self.stats
-        stats.messages += 1
-        if not isinstance(message, str):
-            stats.refused[Refusal.BINARY_FRAME] += 1
-            return
-        if self._oversized(message):
-            stats.refused[Refusal.OVERSIZED] += 1
-            return
-        envelope = validate_envelope_json(message)
-        self._observe_seq(envelope)
-        if isinstance(envelope, UnknownEnvelope):
-            stats.unknown_types[envelope.type] += 1
-            return
-        stats.frames_by_type[envelope.type] += 1
-        outcome = self.reassembler.feed(envelope)
-        if outcome.status is ReassemblyStatus.PENDING:
-            self._track_reassembly_peak()
-        elif outcome.status is ReassemblyStatus.REJECTED and outcome.reason is not None:
-            stats.chunk_rejections[outcome.reason] += 1
-        elif outcome.envelope is not None:  # PASSTHROUGH or COMPLETE
-            self._deliver(outcome.envelope)
+    @property
+    def stats(self) -> TrainingClientStats:
+        return TrainingClientStats(
+            self.session.stats(), self._connections, self._peak_buffered, self._peak_in_flight
+        )
 
     async def run(self, uri: str) -> None:
         """Read ``uri`` until the server closes the connection or :meth:`disconnect` is called.
@@ -156,10 +117,13 @@ class TrainingClient:
         try:
             async with connect(uri, **settings) as connection:
                 self._connection = connection
-                self.stats.connections += 1
+                self._connections += 1
                 try:
                     while True:
-                        self.feed(await connection.recv())
+                        message = await connection.recv()
+                        for event in self.session.receive(message, now=time.monotonic()):
+                            await self._handle(connection, event)
+                        self._after_message()
                 except ConnectionClosed:
                     pass
         finally:
@@ -182,43 +146,38 @@ class TrainingClient:
         Raises:
             ConnectionError: the connection ended first.
         """
-        last = self.tracker.last_seq
+        last = self.session.last_seq
         if last is not None and last >= seq:
             return
         future = asyncio.get_running_loop().create_future()
         self._seq_waiters.append((seq, future))
         await future
 
-    def _oversized(self, message: str) -> bool:
-        if len(message) > self.max_frame_bytes:
-            return True
-        if len(message) * _MAX_UTF8_BYTES_PER_CHAR <= self.max_frame_bytes:
-            return False  # cannot exceed the limit: skip encoding to count bytes
-        return len(message.encode("utf-8", "surrogatepass")) > self.max_frame_bytes
-
-    def _observe_seq(self, envelope: BaseEnvelope) -> None:
-        if isinstance(envelope, InitialMetricsEnvelope):
-            last = self.tracker.last_seq
-            if last is not None and envelope.data.current_seq > last:
-                self.stats.missed_while_disconnected += envelope.data.current_seq - last
-            self.tracker.seed(envelope)
+    async def _handle(self, connection: ClientConnection, event: TrainingEvent) -> None:
+        if isinstance(event, PingReceived):
+            await connection.send(event.reply)
+        elif isinstance(event, IncompatibleVersion):
+            self.incompatible = event
+            await connection.close()
+        elif isinstance(event, Reseeded):
             self._subscribed.set()
-        else:
-            self.tracker.observe(envelope)
-        if self._seq_waiters:
-            self._wake_waiters()
+        elif isinstance(event, EnvelopeReceived) and self._on_message is not None:
+            self._on_message(event.envelope)
+        if self._on_event is not None:
+            self._on_event(event)
 
-    def _wake_waiters(self) -> None:
-        last = self.tracker.last_seq
-        if last is None:
+    def _after_message(self) -> None:
+        self._peak_buffered = max(self._peak_buffered, self.session.buffered_bytes)
+        self._peak_in_flight = max(self._peak_in_flight, self.session.in_flight)
+        last = self.session.last_seq
+        if not self._seq_waiters or last is None:
             return
         pending = []
         for target, future in self._seq_waiters:
-            if target <= last:
-                if not future.done():
-                    future.set_result(None)
-            else:
+            if target > last:
                 pending.append((target, future))
+            elif not future.done():
+                future.set_result(None)
         self._seq_waiters = pending
 
     def _fail_waiters(self) -> None:
@@ -228,17 +187,3 @@ class TrainingClient:
                     ConnectionError(f"connection ended before seq {target} arrived")
                 )
         self._seq_waiters = []
-
-    def _track_reassembly_peak(self) -> None:
-        stats = self.stats
-        stats.peak_buffered_bytes = max(stats.peak_buffered_bytes, self.reassembler.buffered_bytes)
-        stats.peak_in_flight = max(stats.peak_in_flight, self.reassembler.in_flight)
-
-    def _deliver(self, envelope: BaseEnvelope) -> None:
-        if isinstance(envelope, UnknownEnvelope):
-            # A reassembled original that failed validation.
-            self.stats.unknown_types[envelope.type] += 1
-            return
-        self.stats.messages_by_type[envelope.type] += 1
-        if self._on_message is not None:
-            self._on_message(envelope)

@@ -1,12 +1,12 @@
-"""The server side of ``/ws/v1/workers``: register workers and hand them tasks with tensors.
+"""The server side of ``/ws/v1/workers``: a ``ServerSession`` per worker and one task queue.
 
-Session, per connection (SPEC §3): the server sends ``connection_established``; the worker must
-answer ``register`` (anything else: ``error`` and close with 1008); the server sends
-``registration_ack``. Then, while tasks are queued, the session sends ``task_assign`` and its
-tensor frames, waits for the matching ``task_result`` and its frames, checks them, and answers
-``result_ack`` with status ``accepted`` — or ``rejected`` (with a ``reason``) when a frame was
-malformed or the tensors disagree with the worker's manifest. Heartbeats are answered at any
-time. Every message the worker gets wrong is answered with an ``error`` message and counted.
+Each connection's ``ServerSession`` runs the conversation (``connection_established``,
+``register`` first, heartbeats, ``task_assign`` and its tensor frames, one ``result_ack`` for
+every ``task_result``, timeouts and close codes). The hub only decides which task goes to which
+worker, from the session's events: a task goes to the next worker that can take one; a task
+whose worker leaves before its result, or whose result does not come in time, goes back to the
+queue, up to :data:`MAX_ATTEMPTS` assignments. A worker that let a task time out gets no other
+task on that connection (its late result is still answered, ``stale``).
 """
 
 from __future__ import annotations
@@ -14,54 +14,57 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
+import zlib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import numpy as np
 from numpy.typing import NDArray
 from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
 
-from juniper_cascor_protocol.demo.worker_wire import (
-    Problem,
-    TensorBatch,
-    crc32,
-    error_message,
-    read_message,
-    receive_tensors,
-    send_message,
-    send_with_tensors,
+from juniper_cascor_protocol.demo.worker_wire import SessionSocket, TensorTraffic
+from juniper_cascor_protocol.worker.close_codes import CloseCode
+from juniper_cascor_protocol.worker.messages import HeartbeatMessage, TaskResultMessage
+from juniper_cascor_protocol.worker.server_session import ServerSession
+from juniper_cascor_protocol.worker.session_events import (
+    Closed,
+    MessageReceived,
+    ResultReceived,
+    ResultTimedOut,
+    SessionEvent,
+    SessionState,
+    Violation,
+    WorkerRegistered,
 )
-from juniper_cascor_protocol.worker.binary_frame import MAX_FRAME_BYTES
-from juniper_cascor_protocol.worker.manifest import TensorManifest, TensorSpec
-from juniper_cascor_protocol.worker.messages import (
-    ConnectionEstablishedMessage,
-    HeartbeatMessage,
-    RegisterMessage,
-    RegistrationAckMessage,
-    ResultAckMessage,
-    TaskAssignMessage,
-    TaskResultMessage,
+from juniper_cascor_protocol.worker.session_limits import (
+    DEFAULT_BATCH_BYTE_BUDGET,
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_REGISTER_TIMEOUT,
+    DEFAULT_RESULT_TIMEOUT,
 )
+from juniper_cascor_protocol.worker.tensor_names import CANDIDATE_UUID_KEY, RESULT_TENSORS
 
-__all__ = ["CRC32_KEY", "MAX_ATTEMPTS", "TaskOutcome", "WorkerHub", "WorkerTask"]
+__all__ = ["CRC32_KEY", "MAX_ATTEMPTS", "TaskOutcome", "WorkerHub", "WorkerTask", "crc32"]
 
 CRC32_KEY: Final = "crc32"
-"""``candidate_data[CRC32_KEY]``: ``{tensor name: CRC-32 of its raw data}``, for the worker."""
+"""``candidate_data[CRC32_KEY]``: ``{tensor name: CRC-32 of its raw data}``, the demo's own
+end-to-end check that tensors arrive bit-exact (a worker that does not know it ignores it)."""
 MAX_ATTEMPTS: Final = 3
-"""How many times a task is assigned before a worker leaving mid-task becomes its outcome."""
-_REGISTER_TIMEOUT_S: Final = 10.0
-_POLICY_VIOLATION: Final = 1008
+"""How many times a task is assigned before its worker leaving (or timing out) is its outcome."""
+SERVER_VERSION: Final = "loopback-demo"
+
+
+def crc32(array: NDArray[Any]) -> int:
+    """CRC-32 of ``array``'s raw data in C order: what its binary frame carries after the header."""
+    return zlib.crc32(np.ascontiguousarray(array).data.cast("B")) if array.size else 0
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerTask:
-    """One ``task_assign`` and its tensors, in the order their frames are sent.
-
-    ``manifest`` is what ``task_assign`` announces; by default it describes ``tensors``. Giving
-    one that does not (a test of the worker's checks) sends the tensors as they are.
-    """
+    """One ``task_assign`` and its tensors, in the order their frames are sent."""
 
     task_id: str
     tensors: dict[str, NDArray[Any]]
@@ -69,27 +72,18 @@ class WorkerTask:
     candidate_index: int = 0
     candidate_data: dict[str, Any] = field(default_factory=dict)
     training_params: dict[str, Any] = field(default_factory=dict)
-    manifest: dict[str, TensorSpec] | None = None
 
     @classmethod
     def create(cls, task_id: str, tensors: Mapping[str, NDArray[Any]], **kwargs: Any) -> WorkerTask:
-        """A task whose ``candidate_data`` carries each tensor's CRC-32 (see :data:`CRC32_KEY`)."""
+        """A task whose ``candidate_data`` carries a fresh ``candidate_uuid`` and each tensor's
+        CRC-32 (see :data:`CRC32_KEY`)."""
         checksums = {name: crc32(array) for name, array in tensors.items()}
-        data = {**kwargs.pop("candidate_data", {}), CRC32_KEY: checksums}
+        data = {
+            CANDIDATE_UUID_KEY: str(uuid.uuid4()),
+            **kwargs.pop("candidate_data", {}),
+            CRC32_KEY: checksums,
+        }
         return cls(task_id, dict(tensors), candidate_data=data, **kwargs)
-
-    def assign_message(self) -> TaskAssignMessage:
-        manifest = self.manifest
-        if manifest is None:
-            manifest = TensorManifest.from_arrays(self.tensors)
-        return TaskAssignMessage(
-            task_id=self.task_id,
-            round_id=self.round_id,
-            candidate_index=self.candidate_index,
-            candidate_data=self.candidate_data,
-            training_params=self.training_params,
-            tensor_manifest=manifest,
-        )
 
 
 @dataclass(slots=True)
@@ -99,11 +93,12 @@ class TaskOutcome:
     task_id: str
     worker_id: str = ""
     result: TaskResultMessage | None = None
-    tensors: dict[str, NDArray[Any]] = field(default_factory=dict)
-    frames: list[bytes] = field(default_factory=list)
-    """The result's binary frames exactly as received."""
+    tensors: Mapping[str, NDArray[Any]] = field(default_factory=dict)
+    """The result's tensors, read-only views of the frames as received."""
     problems: list[str] = field(default_factory=list)
     ack_status: str = ""
+    """The ``result_ack`` status the server's session sent (empty: no result came)."""
+    attempts: int = 0
 
     @property
     def accepted(self) -> bool:
@@ -117,183 +112,173 @@ class _Queued:
     attempts: int = 0
 
 
-class WorkerHub:
-    """Queues tasks and runs one session per worker connection.
+@dataclass(slots=True, eq=False)
+class _Worker:
+    socket: SessionSocket[ServerSession]
+    assigned: dict[str, _Queued] = field(default_factory=dict)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the session may have become able to take a task, or ended."""
+    timed_out: bool = False
 
-    Args:
-        max_frame_bytes: the largest result tensor frame accepted from a worker.
+
+class WorkerHub:
+    """Queues tasks and binds one ``ServerSession`` to each worker connection.
+
+    The keyword arguments are the sessions' (see ``ServerSession``); every successful result
+    must carry the protocol's ``RESULT_TENSORS``.
     """
 
-    def __init__(self, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
-        self.max_frame_bytes = max_frame_bytes
+    def __init__(
+        self,
+        *,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        register_timeout: float = DEFAULT_REGISTER_TIMEOUT,
+        result_timeout: float = DEFAULT_RESULT_TIMEOUT,
+        byte_budget: int = DEFAULT_BATCH_BYTE_BUDGET,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self.heartbeat_interval = heartbeat_interval
+        self.register_timeout = register_timeout
+        self.result_timeout = result_timeout
+        self.byte_budget = byte_budget
+        self.max_attempts = max_attempts
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
-        self._closing = asyncio.Event()
+        self._live: set[_Worker] = set()
+        self._closing = False
         self.registered: list[str] = []
         self.heartbeats_received = 0
-        self.tensors_sent = 0
-        self.tensor_bytes_sent = 0
-        self.tensors_received = 0
-        self.tensor_bytes_received = 0
-        self.problems: Counter[str] = Counter()
-        """Messages and frames workers got wrong, by :class:`Problem` label."""
+        self.traffic = TensorTraffic()
+        self.violations: Counter[str] = Counter()
+        """What workers got wrong, by the sessions' ``Violation.label``."""
+        self.closes: Counter[int | None] = Counter()
+        """Sessions ended, by close code (None: the worker dropped without a close frame)."""
 
     def submit(self, task: WorkerTask) -> asyncio.Future[TaskOutcome]:
-        """Queue ``task`` for the next free worker; the future resolves when it is acknowledged.
+        """Queue ``task`` for the next free worker; the future resolves with its outcome."""
+        queued = _Queued(task, asyncio.get_running_loop().create_future())
+        self._queue.put_nowait(queued)
+        return queued.future
 
-        A task whose worker leaves before answering is queued again for another worker, up to
-        :data:`MAX_ATTEMPTS` assignments in all; after that its outcome carries the problem. A
-        task still queued when the hub closes fails with ``ConnectionError``.
-        """
-        future: asyncio.Future[TaskOutcome] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Queued(task, future))
-        return future
-
-    def close(self) -> None:
-        """End every session after its current task, and fail the tasks still queued."""
-        self._closing.set()
+    async def close(self) -> None:
+        """Fail the tasks still queued and end every session with ``NO_MORE_WORK`` (4010)."""
+        self._closing = True
         while not self._queue.empty():
             future = self._queue.get_nowait().future
             if not future.done():
                 future.set_exception(ConnectionError("server closed before the task was assigned"))
+        for worker in list(self._live):
+            events = await worker.socket.close(CloseCode.NO_MORE_WORK, "no more work")
+            self._handle(worker, events)
 
     async def serve(self, connection: ServerConnection) -> None:
-        """Run one worker session until the worker leaves or the hub closes."""
-        await _Session(self, connection).run()
-
-    def count(self, problem: Problem) -> None:
-        self.problems[problem.label] += 1
-
-
-class _Session:
-    def __init__(self, hub: WorkerHub, connection: ServerConnection) -> None:
-        self.hub = hub
-        self.connection = connection
-        self.worker_id = ""
-        self.send_lock = asyncio.Lock()
-        self.results: asyncio.Queue[tuple[TaskResultMessage, TensorBatch]] = asyncio.Queue()
-
-    async def run(self) -> None:
-        await send_message(self.connection, ConnectionEstablishedMessage(server_version="demo"))
-        if not await self._register():
-            return
-        reader = asyncio.create_task(self._read())
+        """Run one worker's session until it ends."""
+        session = ServerSession(
+            now=time.time(),
+            server_version=SERVER_VERSION,
+            heartbeat_interval=self.heartbeat_interval,
+            register_timeout=self.register_timeout,
+            result_timeout=self.result_timeout,
+            byte_budget=self.byte_budget,
+            required_result_tensors=RESULT_TENSORS,
+        )
+        worker = _Worker(SessionSocket(connection, session, self.traffic))
+        self._live.add(worker)
+        feeder = asyncio.create_task(self._feed(worker))
         try:
-            while (queued := await self._next_task(reader)) is not None:
-                queued.attempts += 1
-                outcome = await self._run_task(queued.task, reader)
-                if reader.done() and outcome.result is None and queued.attempts < MAX_ATTEMPTS:
-                    self.hub._queue.put_nowait(queued)  # the worker left: let another take it
-                elif not queued.future.done():
-                    queued.future.set_result(outcome)
-                if reader.done():
-                    break
+            await worker.socket.write(session.data_to_send())  # connection_established
+            if self._closing:
+                self._handle(worker, await worker.socket.close(CloseCode.NO_MORE_WORK, ""))
+
+            async def handle(events: list[SessionEvent]) -> None:
+                self._handle(worker, events)
+
+            await worker.socket.pump(handle)
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
-                await reader
-            await self.connection.close()
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+            self._live.discard(worker)
+            for queued in worker.assigned.values():
+                self._retry(queued, "the connection ended")
+            worker.assigned.clear()
 
-    async def _register(self) -> bool:
-        try:
-            raw = await asyncio.wait_for(self.connection.recv(), _REGISTER_TIMEOUT_S)
-        except (TimeoutError, ConnectionClosed):
-            return False
-        message = read_message(raw)
-        if not isinstance(message, RegisterMessage):
-            problem = (
-                message
-                if isinstance(message, Problem)
-                else Problem("expected_register", f"got {message.TYPE.value} before register")
-            )
-            self.hub.count(problem)
-            with contextlib.suppress(ConnectionClosed):
-                await send_message(self.connection, error_message(problem))
-                await self.connection.close(_POLICY_VIOLATION, problem.label)
-            return False
-        self.worker_id = message.worker_id
-        self.hub.registered.append(message.worker_id)
-        ack = RegistrationAckMessage(worker_id=message.worker_id)
-        await send_message(self.connection, ack)
-        return True
+    async def _feed(self, worker: _Worker) -> None:
+        """Give this worker the next queued task whenever its session can take one."""
+        session = worker.socket.session
+        while True:
+            while not session.can_assign:
+                if session.state is SessionState.CLOSED or worker.timed_out:
+                    return
+                await worker.wake.wait()
+                worker.wake.clear()
+            queued = await self._queue.get()
+            if not session.can_assign or worker.timed_out:
+                self._queue.put_nowait(queued)
+                continue
+            task = queued.task
+            queued.attempts += 1
+            try:
+                messages = session.send_task(
+                    task.task_id,
+                    task.tensors,
+                    now=time.time(),
+                    round_id=task.round_id,
+                    candidate_index=task.candidate_index,
+                    candidate_data=task.candidate_data,
+                    training_params=task.training_params,
+                )
+            except (ValueError, TypeError) as error:
+                _settle(queued, TaskOutcome(task.task_id, problems=[f"not assigned: {error}"]))
+                continue
+            worker.assigned[task.task_id] = queued
+            await worker.socket.write(messages)
 
-    async def _next_task(self, reader: asyncio.Task[None]) -> _Queued | None:
-        if self.hub._closing.is_set():
-            return None
-        getter = asyncio.ensure_future(self.hub._queue.get())
-        closing = asyncio.ensure_future(self.hub._closing.wait())
-        await asyncio.wait({getter, closing, reader}, return_when=asyncio.FIRST_COMPLETED)
-        closing.cancel()
-        if getter.done():
-            return getter.result()
-        getter.cancel()
-        return None
-
-    async def _run_task(self, task: WorkerTask, reader: asyncio.Task[None]) -> TaskOutcome:
-        hub = self.hub
-        outcome = TaskOutcome(task.task_id, worker_id=self.worker_id)
-        try:
-            async with self.send_lock:
-                sent = await send_with_tensors(self.connection, task.assign_message(), task.tensors)
-        except ConnectionClosed:
-            outcome.problems.append("worker disconnected before the task was sent")
-            return outcome
-        hub.tensors_sent += len(task.tensors)
-        hub.tensor_bytes_sent += sent
-        getter = asyncio.ensure_future(self.results.get())
-        await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-        if not getter.done():
-            getter.cancel()
-            outcome.problems.append("worker disconnected before its task_result")
-            return outcome
-        result, batch = getter.result()
-        outcome.result, outcome.tensors, outcome.frames = result, batch.arrays, batch.frames
-        outcome.problems.extend(f"{p.label}: {p.detail}" for p in batch.problems)
-        if result.task_id != task.task_id:
-            outcome.problems.append(
-                f"task_result for {result.task_id!r}, expected {task.task_id!r}"
-            )
-        outcome.ack_status = "rejected" if outcome.problems else "accepted"
-        reason = "; ".join(outcome.problems)[:500] or None
-        ack = ResultAckMessage(task_id=result.task_id, status=outcome.ack_status, reason=reason)
-        with contextlib.suppress(ConnectionClosed):
-            async with self.send_lock:
-                await send_message(self.connection, ack)
-        return outcome
-
-    async def _read(self) -> None:
-        """Read until the connection closes: answer heartbeats, queue results, report errors."""
-        hub = self.hub
-        pending: str | bytes | None = None
-        try:
-            while True:
-                raw = pending if pending is not None else await self.connection.recv()
-                pending = None
-                message = read_message(raw)
-                if isinstance(message, HeartbeatMessage):
-                    hub.heartbeats_received += 1
-                    beat = HeartbeatMessage(worker_id=self.worker_id, timestamp=time.time())
-                    async with self.send_lock:
-                        await send_message(self.connection, beat)
-                elif isinstance(message, TaskResultMessage):
-                    batch = await receive_tensors(
-                        self.connection,
-                        message.tensor_manifest,
-                        max_frame_bytes=hub.max_frame_bytes,
+    def _handle(self, worker: _Worker, events: list[SessionEvent]) -> None:
+        session = worker.socket.session
+        for event in events:
+            if isinstance(event, WorkerRegistered):
+                self.registered.append(event.worker_id)
+            elif isinstance(event, MessageReceived):
+                if isinstance(event.message, HeartbeatMessage):
+                    self.heartbeats_received += 1
+            elif isinstance(event, ResultReceived):
+                queued = worker.assigned.pop(event.task_id, None)
+                if queued is not None:  # else a duplicate or stale result: already decided
+                    outcome = TaskOutcome(
+                        event.task_id,
+                        worker_id=session.worker_id or "",
+                        result=event.result,
+                        tensors=event.tensors,
+                        problems=[] if event.accepted else [event.reason or event.status],
+                        ack_status=event.status,
+                        attempts=queued.attempts,
                     )
-                    hub.tensors_received += len(batch.frames)
-                    hub.tensor_bytes_received += batch.nbytes
-                    for problem in batch.problems:
-                        hub.count(problem)
-                    pending = batch.interrupted_by
-                    self.results.put_nowait((message, batch))
-                else:
-                    problem = (
-                        message
-                        if isinstance(message, Problem)
-                        else Problem("unexpected_type", f"{message.TYPE.value} from a worker")
-                    )
-                    hub.count(problem)
-                    async with self.send_lock:
-                        await send_message(self.connection, error_message(problem))
-        except ConnectionClosed:
+                    _settle(queued, outcome)
+            elif isinstance(event, ResultTimedOut):
+                worker.timed_out = True
+                why = f"no task_result within {self.result_timeout:g} s"
+                self._retry(worker.assigned.pop(event.task_id, None), why)
+            elif isinstance(event, Violation):
+                self.violations[event.label] += 1
+            elif isinstance(event, Closed):
+                self.closes[event.code] += 1
+                for task_id in event.unfinished_tasks:
+                    self._retry(worker.assigned.pop(task_id, None), "the worker left")
+        worker.wake.set()
+
+    def _retry(self, queued: _Queued | None, why: str) -> None:
+        """Queue a task again after ``why``, or make ``why`` its outcome after the last try."""
+        if queued is None or queued.future.done():
             return
+        if queued.attempts < self.max_attempts and not self._closing:
+            self._queue.put_nowait(queued)
+            return
+        problem = f"{why} (attempt {queued.attempts} of {self.max_attempts})"
+        _settle(
+            queued, TaskOutcome(queued.task.task_id, problems=[problem], attempts=queued.attempts)
+        )
+
+
+def _settle(queued: _Queued, outcome: TaskOutcome) -> None:
+    if not queued.future.done():
+        queued.future.set_result(outcome)

@@ -1,174 +1,118 @@
-"""Framing on ``/ws/v1/workers``, shared by both ends: a JSON message, then its tensor frames.
+"""A ``/ws/v1/workers`` session bound to one WebSocket: both ends use it.
 
-A ``task_assign`` or ``task_result`` text frame is followed by one binary frame per entry of its
-``tensor_manifest``, in manifest order. Everything a peer can get wrong is reported as a
-:class:`Problem` with a bounded ``label`` (for counting) and a ``detail`` (for people); nothing
-here raises on received data. The labels:
-
-* messages: ``malformed_json``, ``not_an_object``, ``unknown_type`` (missing or unknown
-  ``type``), ``invalid_message`` (a known ``type`` whose fields are wrong),
-  ``unexpected_binary_frame`` (a binary frame outside any task);
-* tensor frames: ``oversized_frame``, ``missing_tensor_frame`` (text came instead), the decode
-  error's established prefix in snake case (e.g. ``data_size_mismatch``,
-  ``invalid_dtype_string``), and ``manifest_mismatch`` (``check_tensors`` disagreed).
+The session (``WorkerSession`` or ``ServerSession``) owns every rule of the conversation; this
+binding only moves messages and time. :meth:`SessionSocket.pump` reads each message into the
+session with the wall-clock time (the sessions stamp heartbeats with it) and calls the
+session's timers every :data:`TICK_INTERVAL_S`; after every call it writes what the session
+queued and, once the session set its ``close_code``, closes the WebSocket with it. Lists of
+messages are written whole under one lock, so a heartbeat never falls between a message and its
+tensor frames.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import time
-import zlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
 
-import numpy as np
-from numpy.typing import NDArray
 from websockets.asyncio.connection import Connection
+from websockets.exceptions import ConnectionClosed
 
-from juniper_cascor_protocol.demo.transport import receive_tensor, send_tensor
-from juniper_cascor_protocol.worker.binary_frame import DECODE_ERROR_PREFIXES
-from juniper_cascor_protocol.worker.manifest import TensorSpec, check_tensors
-from juniper_cascor_protocol.worker.message_type import WorkerMessageType
-from juniper_cascor_protocol.worker.messages import (
-    ErrorMessage,
-    WorkerMessage,
-    parse_worker_message,
-)
+from juniper_cascor_protocol.worker.server_session import ServerSession
+from juniper_cascor_protocol.worker.session_events import SessionEvent, SessionState
+from juniper_cascor_protocol.worker.worker_session import WorkerSession
 
-__all__ = [
-    "Problem",
-    "TensorBatch",
-    "crc32",
-    "error_message",
-    "frame_error_label",
-    "read_message",
-    "receive_tensors",
-    "send_message",
-    "send_with_tensors",
-]
+__all__ = ["TICK_INTERVAL_S", "SessionSocket", "TensorTraffic"]
 
-_DETAIL_LIMIT: Final = 500
-_KNOWN_TYPES: Final = frozenset(WorkerMessageType)
+TICK_INTERVAL_S: Final = 0.25
+"""How often a session's timers run (the sessions ask for at least once a second)."""
 
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing a peer got wrong. ``label`` is from a fixed set; ``detail`` is free text."""
-
-    label: str
-    detail: str
+S = TypeVar("S", ServerSession, WorkerSession)
+EventHandler = Callable[[list[SessionEvent]], Awaitable[None]]
 
 
 @dataclass(slots=True)
-class TensorBatch:
-    """The tensor frames that followed one message."""
+class TensorTraffic:
+    """Binary tensor frames written and read, possibly summed over several connections."""
 
-    arrays: dict[str, NDArray[Any]] = field(default_factory=dict)
-    frames: list[bytes] = field(default_factory=list)
-    """The binary messages exactly as received."""
-    problems: list[Problem] = field(default_factory=list)
-    interrupted_by: str | None = None
-    """A text message that arrived where a tensor frame was expected (handle it normally)."""
+    frames_sent: int = 0
+    bytes_sent: int = 0
+    frames_received: int = 0
+    bytes_received: int = 0
+
+
+class SessionSocket(Generic[S]):
+    """``session`` speaking over ``connection``; counts tensor frames into ``traffic``."""
+
+    def __init__(self, connection: Connection, session: S, traffic: TensorTraffic) -> None:
+        self.connection = connection
+        self.session: S = session
+        self.traffic = traffic
+        self._write_lock = asyncio.Lock()
+        self._socket_closed = False
 
     @property
-    def nbytes(self) -> int:
-        return sum(len(frame) for frame in self.frames)
+    def ended(self) -> bool:
+        return self.session.state is SessionState.CLOSED
 
+    async def write(self, messages: Sequence[str | bytes]) -> None:
+        """Send ``messages`` in order, none in between; a closed connection drops them (the
+        reader then reports the close)."""
+        async with self._write_lock:
+            with contextlib.suppress(ConnectionClosed):
+                for message in messages:
+                    await self.connection.send(message)
+                    if isinstance(message, bytes):
+                        self.traffic.frames_sent += 1
+                        self.traffic.bytes_sent += len(message)
 
-def frame_error_label(error: ValueError) -> str:
-    """The label of a ``BinaryFrame.decode`` error: its established prefix, snake_cased."""
-    text = str(error)
-    for prefix in DECODE_ERROR_PREFIXES:
-        if text.startswith(prefix):
-            return prefix.lower().replace(" ", "_").replace("-", "_")
-    return "invalid_binary_frame"
+    async def close(self, code: int, reason: str) -> list[SessionEvent]:
+        """End the session from this side; the WebSocket closes with ``code``."""
+        events = self.session.close(code, reason)
+        await self._settle()
+        return events
 
-
-def read_message(raw: str | bytes) -> WorkerMessage | Problem:
-    """Parse one received message; binary frames and bad JSON become a :class:`Problem`."""
-    if not isinstance(raw, str):
-        return Problem("unexpected_binary_frame", f"{len(raw)} bytes outside any task")
-    try:
-        decoded = json.loads(raw)
-    except (ValueError, RecursionError) as error:
-        return Problem("malformed_json", _clip(str(error)))
-    parsed = parse_worker_message(decoded)
-    if isinstance(parsed, WorkerMessage):
-        return parsed
-    if not isinstance(decoded, dict):
-        label = "not_an_object"
-    elif isinstance(decoded.get("type"), str) and decoded["type"] in _KNOWN_TYPES:
-        label = "invalid_message"
-    else:
-        label = "unknown_type"
-    return Problem(label, _clip("; ".join(str(error) for error in parsed)))
-
-
-async def send_message(connection: Connection, message: WorkerMessage) -> None:
-    await connection.send(json.dumps(message.to_wire(), allow_nan=False))
-
-
-async def send_with_tensors(
-    connection: Connection, message: WorkerMessage, tensors: Mapping[str, NDArray[Any]]
-) -> int:
-    """Send ``message`` and then each tensor as a binary frame; return the frames' bytes.
-
-    Callers sharing ``connection`` between tasks must hold a lock around this call, so that no
-    other message slips in between the JSON frame and its tensors.
-    """
-    await send_message(connection, message)
-    sent = 0
-    for array in tensors.values():
-        sent += await send_tensor(connection, array)
-    return sent
-
-
-async def receive_tensors(
-    connection: Connection, manifest: Mapping[str, TensorSpec], *, max_frame_bytes: int
-) -> TensorBatch:
-    """Read one binary frame per manifest entry and check the arrays against the manifest.
-
-    Frames over ``max_frame_bytes`` or that fail to decode are reported and skipped; a text
-    message instead of a frame stops the batch (see :attr:`TensorBatch.interrupted_by`).
-    """
-    batch = TensorBatch()
-    for name in manifest:
-        message = await connection.recv()
-        if isinstance(message, str):
-            batch.problems.append(
-                Problem("missing_tensor_frame", f"{name}: a text message came instead")
-            )
-            batch.interrupted_by = message
-            return batch
-        batch.frames.append(message)
-        if len(message) > max_frame_bytes:
-            batch.problems.append(
-                Problem(
-                    "oversized_frame",
-                    f"{name}: {len(message)} bytes > max_frame_bytes={max_frame_bytes}",
-                )
-            )
-            continue
+    async def pump(self, handle: EventHandler) -> None:
+        """Feed received messages and timer ticks to the session until it ends; every list of
+        events goes to ``handle``."""
+        ticker = asyncio.create_task(self._tick(handle))
         try:
-            batch.arrays[name] = receive_tensor(message)
-        except ValueError as error:
-            batch.problems.append(Problem(frame_error_label(error), f"{name}: {error}"))
-    if not batch.problems:
-        mismatches = check_tensors(manifest, batch.arrays)
-        batch.problems.extend(Problem("manifest_mismatch", str(error)) for error in mismatches)
-    return batch
+            while not self.ended:
+                await handle(await self._receive())
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
 
+    async def _receive(self) -> list[SessionEvent]:
+        try:
+            message = await self.connection.recv()
+        except ConnectionClosed as closed:
+            frame = closed.rcvd
+            code, reason = (frame.code, frame.reason) if frame is not None else (None, "")
+            self._socket_closed = True
+            return self.session.receive_close(code, reason)
+        if isinstance(message, bytes):
+            self.traffic.frames_received += 1
+            self.traffic.bytes_received += len(message)
+        events = self.session.receive(message, time.time())
+        await self._settle()
+        return events
 
-def error_message(problem: Problem) -> ErrorMessage:
-    """The ``error`` message telling the peer about ``problem``."""
-    return ErrorMessage(error=problem.label, details=problem.detail, timestamp=time.time())
+    async def _tick(self, handle: EventHandler) -> None:
+        while not self.ended:
+            await asyncio.sleep(TICK_INTERVAL_S)
+            events = self.session.tick(time.time())
+            await self._settle()
+            await handle(events)
 
-
-def crc32(array: NDArray[Any]) -> int:
-    """CRC-32 of ``array``'s raw data in C order: what its binary frame carries after the header."""
-    return zlib.crc32(np.ascontiguousarray(array).data.cast("B")) if array.size else 0
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 3] + "..."
+    async def _settle(self) -> None:
+        """Write what the session queued; close the WebSocket once the session ended it."""
+        await self.write(self.session.data_to_send())
+        code = self.session.close_code
+        if code is not None and not self._socket_closed:
+            self._socket_closed = True
+            await self.connection.close(code, self.session.close_reason)
