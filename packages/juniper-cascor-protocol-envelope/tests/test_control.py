@@ -18,8 +18,10 @@ from juniper_cascor_protocol.envelope.control import (
     MALFORMED_JSON_CODE,
     UNKNOWN_COMMAND_CODE,
     CommandParseError,
+    CommandResponseData,
     CommandResponseEnvelope,
     CommandStatus,
+    ConnectionEstablishedData,
     ControlCommand,
     ControlCommandName,
     parse_command,
@@ -412,3 +414,52 @@ class TestStrictAndHostileFrames:
             assert [type(key) for key in parsed.params] == [str]
         else:
             assert parsed.code == INVALID_COMMAND_CODE
+
+
+json_values_with_non_finite = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=15,
+)
+
+
+def _as_json_module_writes(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+class TestNonFiniteNumbersLeaveUnchanged:
+    """``NaN`` and infinities in a control model are written as JSON's constants, not ``null``."""
+
+    @given(params=st.dictionaries(st.text(max_size=10), json_values_with_non_finite, max_size=4))
+    def test_a_request_writes_its_params_as_json_dumps_does(self, params: dict[str, Any]) -> None:
+        request = ControlCommand(command="set_params", params=params)
+        assert _as_json_module_writes(json.loads(request.to_wire_json())["params"]) == (
+            _as_json_module_writes(params)
+        )
+        assert _as_json_module_writes(request.to_wire_dict()["params"]) == (
+            _as_json_module_writes(params)
+        )
+
+    def test_a_relayed_request_is_sent_as_it_arrived(self) -> None:
+        raw = (
+            '{"command":"set_params","params":{"lr":NaN,"cap":Infinity},'
+            '"command_id":"a","x":-Infinity}'
+        )
+        parsed = parse_command_json(raw)
+        assert isinstance(parsed, ControlCommand)
+        assert parsed.to_wire_json() == raw
+
+    def test_response_data_dumped_on_its_own(self) -> None:
+        data = CommandResponseData(
+            command="start", status="success", result={"loss": float("nan")}, bound=float("inf")
+        )
+        text = data.model_dump_json(exclude_none=True)
+        assert (
+            text == '{"command":"start","status":"success","result":{"loss":NaN},"bound":Infinity}'
+        )
+
+    def test_greeting_data_dumped_on_its_own(self) -> None:
+        data = ConnectionEstablishedData(server_version="1.0", load=float("-inf"))
+        assert '"load":-Infinity' in data.model_dump_json()

@@ -83,6 +83,18 @@ _SURROGATE_ERROR: Final = "surrogates not allowed"
 _REPLACEMENT_CHARACTER: Final = "\ufffd"
 
 
+def _exact_str(value: object) -> str | None:
+    """``value`` as an exact ``str`` (no method of a subclass is called), or ``None``.
+
+    How the envelope validators and the control parsers read a key or a ``type`` from a peer.
+    """
+    if type(value) is str:
+        return value
+    if isinstance(value, str):
+        return "".join((value,))
+    return None
+
+
 class BaseEnvelope(BaseModel):
     """Fields common to every envelope; ``seq`` and ``emitted_at_monotonic`` only on broadcasts."""
 

@@ -23,7 +23,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -35,7 +35,12 @@ from pydantic import (
 )
 from pydantic_core import from_json
 
-from juniper_cascor_protocol.envelope.base import BaseEnvelope, _FreeFormDict
+from juniper_cascor_protocol.envelope.base import (
+    _WIRE_MODEL_CONFIG,
+    BaseEnvelope,
+    _exact_str,
+    _FreeFormDict,
+)
 from juniper_cascor_protocol.envelope.errors import describe_validation_error
 
 __all__ = [
@@ -123,7 +128,7 @@ class ControlCommand(BaseModel):
     to a fresh uuid4 hex.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(**_WIRE_MODEL_CONFIG, frozen=True)
 
     command: _CommandName
     params: dict[str, Any] = Field(default_factory=dict)
@@ -164,15 +169,6 @@ class CommandParseError:
 
 
 _ECHOED: Final = ("command", "command_id")
-
-
-def _exact_str(value: object) -> str | None:
-    """``value`` as an exact ``str`` (no method of a subclass is called), or ``None``."""
-    if type(value) is str:
-        return value
-    if isinstance(value, str):
-        return "".join((value,))
-    return None
 
 
 def _bounded_str(value: object, limit: int) -> str | None:
@@ -260,7 +256,7 @@ def parse_command_json(
 class CommandResponseData(BaseModel):
     """The answer to a ``/ws/control`` command, correlated by ``command_id``."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config: ClassVar[ConfigDict] = _WIRE_MODEL_CONFIG
 
     command: str
     status: str
@@ -276,7 +272,7 @@ class CommandResponseEnvelope(BaseEnvelope):
 
 
 class ConnectionEstablishedData(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config: ClassVar[ConfigDict] = _WIRE_MODEL_CONFIG
 
     server_version: str | None = None
     protocol_version: str | None = None

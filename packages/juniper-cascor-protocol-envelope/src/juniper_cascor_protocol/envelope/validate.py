@@ -32,7 +32,7 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field, GetPydanticSchema, TypeAdapter
 from pydantic_core import CoreSchema, SchemaValidator, core_schema
 
-from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
+from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope, _exact_str
 from juniper_cascor_protocol.envelope.control import (
     CommandResponseEnvelope,
     ConnectionEstablishedEnvelope,
@@ -421,15 +421,6 @@ def _fallback(frame: dict[Any, Any], labels: LabelBudget | None) -> UnknownEnvel
         elif isinstance(value, int) and not isinstance(value, bool):  # seq
             values[key] = int.__int__(value)
     return _unknown_envelope((values, extras, fields_set), labels)
-
-
-def _exact_str(value: object) -> str | None:
-    """``value`` as an exact ``str`` (no method of a subclass is called), or ``None``."""
-    if type(value) is str:
-        return value
-    if isinstance(value, str):
-        return "".join((value,))
-    return None
 
 
 def _finite_float(value: object) -> float | None:
