@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from juniper_cascor_protocol.demo.transport import connection_settings
 from juniper_cascor_protocol.envelope.control import CommandResponseEnvelope
 from juniper_cascor_protocol.envelope.control_session import (
+    DEFAULT_COMMAND_TIMEOUT,
     CommandAbandoned,
     CommandAnswered,
     CommandTimedOut,
@@ -54,10 +55,12 @@ class ControlClient:
     """Sends ``/ws/control`` requests over one connection; use :meth:`connect`.
 
     Args:
-        default_timeout: seconds a request waits for its response (the session's).
+        default_timeout: seconds a request waits for its response.
     """
 
-    def __init__(self, connection: ClientConnection, *, default_timeout: float = 30.0) -> None:
+    def __init__(
+        self, connection: ClientConnection, *, default_timeout: float = DEFAULT_COMMAND_TIMEOUT
+    ) -> None:
         self._connection = connection
         self.session = ControlClientSession(default_timeout=default_timeout)
         self.established: Established | None = None
@@ -71,7 +74,7 @@ class ControlClient:
     @classmethod
     @contextlib.asynccontextmanager
     async def connect(
-        cls, uri: str, *, default_timeout: float = 30.0
+        cls, uri: str, *, default_timeout: float = DEFAULT_COMMAND_TIMEOUT
     ) -> AsyncIterator[ControlClient]:
         """Open ``uri``; close the connection and stop reading on exit."""
         async with connect(uri, **connection_settings(_MAX_RESPONSE_BYTES)) as connection:
@@ -100,12 +103,14 @@ class ControlClient:
             ConnectionError: the connection closed before the response arrived.
             IncompatibleServerError, PendingLimitError: the session refused to issue it.
         """
+        if self._reader.done():
+            raise ConnectionError("control connection closed")
         issued = self.session.issue(command, params, now=time.monotonic(), timeout=timeout)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting[issued.command_id] = future
         self._wake.set()  # a new deadline for the reader
         try:
-            await self._connection.send(issued.text)
+            await self._send(issued.text)
             return await future
         finally:
             self._waiting.pop(issued.command_id, None)
@@ -120,15 +125,21 @@ class ControlClient:
             ConnectionError: the connection closed before the response arrived.
         """
         if command_id is None:
-            await self._connection.send(text)
+            await self._send(text)
             return await self._until_closed(self._unsolicited.get())
         future: asyncio.Future[CommandResponseEnvelope] = asyncio.get_running_loop().create_future()
         self._raw_by_id[command_id] = future
         try:
-            await self._connection.send(text)
-            return await future
+            await self._send(text)
+            return await self._until_closed(future)
         finally:
             self._raw_by_id.pop(command_id, None)
+
+    async def _send(self, text: str | bytes) -> None:
+        try:
+            await self._connection.send(text)
+        except ConnectionClosed as closed:
+            raise ConnectionError("control connection closed") from closed
 
     async def _until_closed(self, awaitable: Awaitable[T]) -> T:
         """``awaitable``'s result; ``ConnectionError`` if the connection ends first."""
