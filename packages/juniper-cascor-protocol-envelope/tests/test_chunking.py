@@ -26,6 +26,11 @@ from juniper_cascor_protocol.envelope.chunking import (
     ReassemblyStatus,
     RejectReason,
 )
+from juniper_cascor_protocol.envelope.labels import (
+    DEFAULT_LABEL_BUDGET,
+    UNMATCHED_TYPE_LABEL,
+    LabelBudget,
+)
 from juniper_cascor_protocol.envelope.sequence import MAX_SEQ, SequenceTracker
 from juniper_cascor_protocol.envelope.training import (
     CandidateProgressEnvelope,
@@ -300,6 +305,28 @@ class TestReassemblerOutcomes:
         assert done.status is ReassemblyStatus.COMPLETE
         assert isinstance(done.envelope, UnknownEnvelope)
         assert done.envelope == validate_envelope_json('{"type": "metrics')
+
+    def test_a_rebuilt_unknown_type_is_labelled_from_the_reassemblers_own_budget(self) -> None:
+        own = LabelBudget(1)
+        reassembler = Reassembler(labels=own)
+        labels = [
+            reassembler.feed(
+                chunk(kind, total=1, payload=f'{{"type":"{kind}"}}', original_type=kind)
+            )
+            for kind in ("alpha", "beta")
+        ]
+        assert [outcome.envelope.type for outcome in labels if outcome.envelope] == [
+            "alpha",
+            UNMATCHED_TYPE_LABEL,
+        ]
+        assert own.admitted == {"alpha"}
+        assert DEFAULT_LABEL_BUDGET.admitted == frozenset()
+
+    def test_without_a_budget_of_its_own_it_uses_the_process_wide_one(self) -> None:
+        done = Reassembler().feed(chunk(total=1, payload='{"type":"alpha"}', original_type="alpha"))
+        assert done.envelope is not None
+        assert done.envelope.type == "alpha"
+        assert DEFAULT_LABEL_BUDGET.admitted == {"alpha"}
 
     def test_single_chunk_message_completes_at_once(self) -> None:
         payload = '{"type":"state","timestamp":3}'

@@ -36,6 +36,7 @@ from juniper_cascor_protocol.envelope import (
     TrainingConsumerSession,
     TrainingEvent,
     TrainingProducerSession,
+    UnknownEnvelope,
     UnknownFrame,
     builders,
 )
@@ -294,3 +295,14 @@ def test_each_consumer_spends_its_own_label_budget() -> None:
     first.receive('{"type": "one", "timestamp": 1, "data": {}}', now=0.0)
     (late,) = second.receive('{"type": "two", "timestamp": 1, "data": {}}', now=0.0)
     assert late.envelope.type == UNMATCHED_TYPE_LABEL  # type: ignore[union-attr]
+
+
+def test_a_chunked_message_of_an_unknown_type_is_labelled_from_the_sessions_budget() -> None:
+    custom = UnknownEnvelope(type="custom", timestamp=1.0, data={"loss": [0.5] * 500})
+    texts = [builders.to_wire_json(frame) for frame in Chunker(2048).chunk(custom)]
+    assert len(texts) > 1
+    consumer = TrainingConsumerSession(labels=LabelBudget(0))
+    (event,) = feed(consumer, texts)
+    assert isinstance(event, UnknownFrame)
+    assert event.envelope.type == UNMATCHED_TYPE_LABEL  # the session's budget, which is spent
+    assert DEFAULT_LABEL_BUDGET.admitted == frozenset()

@@ -27,7 +27,7 @@ from typing import Final
 from pydantic_core import to_json
 
 from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
-from juniper_cascor_protocol.envelope.labels import RESERVED_LABELS
+from juniper_cascor_protocol.envelope.labels import RESERVED_LABELS, LabelBudget
 from juniper_cascor_protocol.envelope.sequence import MAX_SEQ
 from juniper_cascor_protocol.envelope.training import ChunkedMessageData, ChunkedMessageEnvelope
 from juniper_cascor_protocol.envelope.validate import KNOWN_ENVELOPES, validate_envelope_json
@@ -352,7 +352,9 @@ class Reassembler:
       character costs CPython at most 4 bytes).
 
     The rebuilt JSON goes through ``validate_envelope_json``, so a bad original comes back as an
-    ``UnknownEnvelope``; it is not reassembled again if it is itself a chunk. It must agree with
+    ``UnknownEnvelope``, its ``type`` labelled from ``labels`` (default: the process-wide
+    :data:`~.labels.DEFAULT_LABEL_BUDGET`; a consumer passes the budget it labels its other
+    frames from); it is not reassembled again if it is itself a chunk. It must agree with
     the chunks' ``original_type``: when either names one of the ten known types, the rebuilt
     ``type`` must be that type, or a reserved label (an original without a usable ``type``);
     otherwise the message is rejected with ``ORIGINAL_TYPE_MISMATCH`` and nothing is delivered,
@@ -372,6 +374,7 @@ class Reassembler:
         max_remembered_ids: int = DEFAULT_MAX_REMEMBERED_IDS,
         max_header_chars: int = DEFAULT_MAX_HEADER_CHARS,
         clock: Callable[[], float] = time.monotonic,
+        labels: LabelBudget | None = None,
     ) -> None:
         for name, value in (
             ("max_chunks_per_message", max_chunks_per_message),
@@ -398,6 +401,7 @@ class Reassembler:
         self._max_remembered = max_remembered_ids
         self._max_header = max_header_chars
         self._clock = clock
+        self._labels = labels
         # Insertion order is arrival order of each message's first chunk: oldest first.
         self._partials: OrderedDict[str, _Partial] = OrderedDict()
         self._closed: OrderedDict[str, RejectReason | _Completed] = OrderedDict()
@@ -514,7 +518,7 @@ class Reassembler:
     def _complete(self, chunk_id: str, original_type: str, parts: list[bytes]) -> ReassemblyResult:
         # Bytes, not text: pydantic parses them as they are (``json.loads`` decodes them with
         # ``surrogatepass`` if it must), so the result is the joined text's.
-        original = validate_envelope_json(b"".join(parts))
+        original = validate_envelope_json(b"".join(parts), labels=self._labels)
         if _contradicts(original.type, original_type):
             return self._close_rejected(RejectReason.ORIGINAL_TYPE_MISMATCH, chunk_id)
         digests = array("I", [_digest(part) for part in parts])

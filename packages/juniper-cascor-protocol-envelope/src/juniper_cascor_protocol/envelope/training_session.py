@@ -261,13 +261,13 @@ class TrainingProducerSession:
 
 
 class ReassemblerFactory(Protocol):
-    """Makes the consumer's :class:`Reassembler` around the session's clock.
+    """Makes the consumer's :class:`Reassembler` around the session's clock and label budget.
 
     ``Reassembler`` itself is one; ``functools.partial(Reassembler, max_messages_in_flight=4)``
     changes a cap.
     """
 
-    def __call__(self, *, clock: Callable[[], float]) -> Reassembler: ...
+    def __call__(self, *, clock: Callable[[], float], labels: LabelBudget) -> Reassembler: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +346,7 @@ class TrainingConsumerSession:
         self._supported = checked_versions(supported_versions)
         self._labels = LabelBudget() if labels is None else labels
         self._now = 0.0
-        self._reassembler = reassembler(clock=self._clock)
+        self._reassembler = reassembler(clock=self._clock, labels=self._labels)
         tracker_options: dict[str, int] = {}
         if reorder_window is not None:
             tracker_options["reorder_window"] = reorder_window
