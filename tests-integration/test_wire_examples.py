@@ -385,21 +385,25 @@ def test_binary_frame_example(example: Example) -> None:
         assert BinaryFrame.encode(expected) == frame
 
 
-def _worked_example_hex() -> str:
-    """The hex bytes of the worked example in the protocol document, comments stripped."""
+def _worked_example() -> tuple[str, int]:
+    """The hex bytes of the worked example in the protocol document and the size it states."""
     text = PROTOCOL.read_text(encoding="utf-8")
     block = re.search(
-        rf"<!-- worked-example: {WORKED_EXAMPLE} -->\s*```text\n(.*?)```", text, re.DOTALL
+        rf"encodes to these (\d+) bytes.*?<!-- worked-example: {WORKED_EXAMPLE} -->\s*"
+        r"```text\n(.*?)```",
+        text,
+        re.DOTALL,
     )
     assert block is not None, "the worked example is missing from docs/protocol.md"
-    lines = (line.split("#", 1)[0] for line in block.group(1).splitlines())
-    return "".join("".join(line.split()) for line in lines)
+    lines = (line.split("#", 1)[0] for line in block.group(2).splitlines())
+    return "".join("".join(line.split()) for line in lines), int(block.group(1))
 
 
 def test_the_worked_example_is_what_the_encoder_writes() -> None:
     documented = np.arange(6, dtype=np.float32).reshape(2, 3)
-    worked = _worked_example_hex()
+    worked, stated_size = _worked_example()
     assert worked == BinaryFrame.encode(documented).hex()
+    assert stated_size == len(bytes.fromhex(worked))
     (entry,) = [example for example in FRAMES if example["name"] == WORKED_EXAMPLE]
     assert worked == entry["hex"]
     decoded = BinaryFrame.decode(bytes.fromhex(worked))

@@ -16,6 +16,11 @@ from juniper_cascor_protocol.worker.binary_frame import (
 )
 from juniper_cascor_protocol.worker.close_codes import CloseCode, should_reconnect
 from juniper_cascor_protocol.worker.field_error import FieldError
+from juniper_cascor_protocol.worker.message_parse_error import (
+    PARSE_ERROR_LABELS,
+    MessageParseError,
+    Problem,
+)
 from juniper_cascor_protocol.worker.manifest import TensorManifest, TensorSpec, check_tensors
 from juniper_cascor_protocol.worker.message_type import WorkerMessageType
 from juniper_cascor_protocol.worker.messages import (
@@ -47,8 +52,10 @@ from juniper_cascor_protocol.worker.session_events import (
     VIOLATION_LABELS,
     Closed,
     ConnectionEstablished,
+    IncompatibleVersion,
     HeartbeatDue,
     MessageReceived,
+    ProtocolViolation,
     PeerSilent,
     Registered,
     ResultAcknowledged,
@@ -103,6 +110,7 @@ __all__ = [
     "MAX_FRAME_BYTES",
     "MAX_JSON_MESSAGE_BYTES",
     "MAX_NDIM",
+    "PARSE_ERROR_LABELS",
     "MIN_ACCEPTED_MESSAGE_BYTES",
     "NORM_ERROR",
     "NORM_OUTPUT",
@@ -124,8 +132,12 @@ __all__ = [
     "ConnectionEstablished",
     "ConnectionEstablishedMessage",
     "ErrorMessage",
+    "IncompatibleVersion",
+    "MessageParseError",
     "FieldError",
     "HeartbeatDue",
+    "Problem",
+    "ProtocolViolation",
     "HeartbeatMessage",
     "MessageReceived",
     "PeerSilent",
