@@ -163,3 +163,21 @@ def test_a_request_times_out_at_its_deadline_and_the_servers_ping_is_answered(
     assert pong in received
     (request,) = [json.loads(text) for text in received if text != pong]
     assert request["command"] == "start"
+
+
+def test_a_request_on_a_closed_connection_is_a_connection_error(
+    run: Any, scripted_peer: Any
+) -> None:
+    """The server greets and closes: whenever the request goes out, it ends in ConnectionError."""
+    script = ['{"type": "connection_established", "data": {"channel": "control"}}']
+
+    async def scenario() -> Any:
+        async with scripted_peer(script) as peer, ControlClient.connect(peer.url) as client:
+            for _ in range(3):  # before, while and after the reader sees the close
+                with pytest.raises(ConnectionError):
+                    await client.request("start")
+        return client.stats
+
+    stats = run(scenario(), timeout=10)
+    # Nothing is left pending once the reader has seen the connection end.
+    assert (stats.pending, stats.timed_out, stats.answered) == (0, 0, 0)
