@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from juniper_cascor_protocol.worker._bounded_text import clip
 from juniper_cascor_protocol.worker.binary_frame import BinaryFrame
 from juniper_cascor_protocol.worker.close_codes import CloseCode, should_reconnect
-from juniper_cascor_protocol.worker.message_type import WorkerMessageType
+from juniper_cascor_protocol.worker.message_parse_error import MessageParseError
 from juniper_cascor_protocol.worker.messages import (
     HeartbeatMessage,
     WorkerMessage,
@@ -25,9 +25,9 @@ from juniper_cascor_protocol.worker.messages import (
 from juniper_cascor_protocol.worker.session_events import (
     Closed,
     PeerSilent,
+    ProtocolViolation,
     SessionEvent,
     SessionState,
-    Violation,
 )
 from juniper_cascor_protocol.worker.session_limits import MAX_JSON_MESSAGE_BYTES
 from juniper_cascor_protocol.worker.tensor_batch import TensorBatch
@@ -40,7 +40,6 @@ Received = str | bytes | bytearray | memoryview
 """One received WebSocket message, as a WebSocket library hands it over."""
 
 _CLOSE_REASON_BYTES: Final = 123  # the most a WebSocket close frame carries
-_KNOWN_TYPES: Final = frozenset(WorkerMessageType)
 
 
 def encode_message(message: WorkerMessage) -> str:
@@ -138,16 +137,10 @@ class SessionCore(ABC):
                 return self._interrupted("a text message that is not JSON")
             return self._invalid("malformed_json", clip(f"not JSON: {error}"), None, now)
         parsed = parse_worker_message(decoded)
-        if isinstance(parsed, list):
-            if not isinstance(decoded, dict):
-                label = "not_an_object"
-            elif isinstance(decoded.get("type"), str) and decoded["type"] in _KNOWN_TYPES:
-                label = "invalid_message"
-            else:
-                label = "unknown_type"
+        if isinstance(parsed, MessageParseError):
             if self._batch is not None:
-                return self._interrupted(f"an invalid text message ({label})")
-            return self._invalid(label, clip("; ".join(map(str, parsed))), decoded, now)
+                return self._interrupted(f"an invalid text message ({parsed.label})")
+            return self._invalid(parsed.label, parsed.reason, decoded, now)
         if self._batch is not None:
             if isinstance(parsed, HeartbeatMessage):
                 return self._message(parsed, now)  # tolerated between a message and its frames
@@ -191,7 +184,7 @@ class SessionCore(ABC):
 
     def _fail(self, label: str, reason: str, code: int) -> list[SessionEvent]:
         """A violation after which the session cannot go on: report it and close."""
-        violation = Violation(label, clip(reason), int(code))
+        violation = ProtocolViolation(label, clip(reason), int(code))
         self._reply_to_violation(violation)
         return [violation, *self.close(code, f"{label}: {reason}")]
 
@@ -237,7 +230,7 @@ class SessionCore(ABC):
         """Task ids with no acknowledged outcome yet."""
 
     @abstractmethod
-    def _reply_to_violation(self, violation: Violation) -> None:
+    def _reply_to_violation(self, violation: ProtocolViolation) -> None:
         """Queue what the peer is told about ``violation``, if anything."""
 
     @abstractmethod

@@ -1,7 +1,8 @@
 """The JSON text frames of ``/ws/v1/workers`` as typed, frozen dataclasses (no Pydantic).
 
-Every message class has ``to_wire()`` (a JSON-ready dict, ``"type"`` included) and
-``parse(obj)``, which returns the message or the list of *all* :class:`FieldError` s and never
+Every message class has ``to_wire()`` (a JSON-ready dict, ``"type"`` included),
+``to_wire_json()`` (its text) and ``parse(obj)``, which returns the message or a
+:class:`MessageParseError` (the list of *all* :class:`FieldError` s, with a ``label``) and never
 raises, whatever ``obj`` is. ``parse_worker_message`` dispatches on ``"type"``.
 
 Rules shared by every message:
@@ -40,6 +41,7 @@ from juniper_cascor_protocol.worker._checks import (
 from juniper_cascor_protocol.worker._extra import KeepsExtraKeys
 from juniper_cascor_protocol.worker.field_error import FieldError
 from juniper_cascor_protocol.worker.manifest import TensorManifest, TensorSpec, check_manifest
+from juniper_cascor_protocol.worker.message_parse_error import MessageParseError
 from juniper_cascor_protocol.worker.message_type import WorkerMessageType
 
 __all__ = [
@@ -175,7 +177,7 @@ class _Field:
 
 
 class WorkerMessage(KeepsExtraKeys):
-    """Base of the message dataclasses: ``TYPE``, ``to_wire`` and ``parse``."""
+    """Base of the message dataclasses: ``TYPE``, ``to_wire``, ``to_wire_json`` and ``parse``."""
 
     __slots__ = ()
 
@@ -195,8 +197,16 @@ class WorkerMessage(KeepsExtraKeys):
             wire.setdefault(key, value)
         return wire
 
+    def to_wire_json(self) -> str:
+        """The text frame of this message: ``json.dumps(self.to_wire())``, ASCII only.
+
+        Raises:
+            ValueError: a value is not finite (JSON has no NaN), e.g. in ``candidate_data``.
+        """
+        return json.dumps(self.to_wire(), allow_nan=False)
+
     @classmethod
-    def parse(cls, obj: object) -> Self | list[FieldError]:
+    def parse(cls, obj: object) -> Self | MessageParseError:
         """The message ``obj`` (a decoded JSON object) holds, or every problem found in it.
 
         A ``dict`` subclass is read as stored (its own methods are never called) and ``str``
@@ -204,14 +214,14 @@ class WorkerMessage(KeepsExtraKeys):
         """
         items = plain_items(obj)
         if items is None:
-            return [_not_an_object(obj)]
+            return _not_an_object(obj)
         members, key_errors = string_keyed(items, ())
         return cls._parse_members(members, key_errors)
 
     @classmethod
     def _parse_members(
         cls, obj: dict[str, object], key_errors: list[FieldError]
-    ) -> Self | list[FieldError]:
+    ) -> Self | MessageParseError:
         """:meth:`parse` of a plain dict with string keys; ``key_errors`` for the other keys."""
         errors: list[FieldError] = []
         if "type" not in obj:
@@ -234,7 +244,7 @@ class WorkerMessage(KeepsExtraKeys):
                 values[spec.name] = checked
         errors += key_errors
         if errors:
-            return errors
+            return MessageParseError(errors, "invalid_message")
         known = cls._KNOWN_KEYS
         extra = {key: value for key, value in obj.items() if key not in known}
         construct: Callable[..., Self] = cls  # the dataclass __init__ of the subclass
@@ -395,39 +405,42 @@ _BY_TYPE: dict[str, type[WorkerMessage]] = {str(key): cls for key, cls in WORKER
 _KNOWN_TYPES = ", ".join(_BY_TYPE)
 
 
-def parse_worker_message(obj: object) -> WorkerMessage | list[FieldError]:
+def parse_worker_message(obj: object) -> WorkerMessage | MessageParseError:
     """Parse any worker message, dispatching on its ``"type"``; never raises.
+
+    A refused message is a :class:`MessageParseError` labelled ``not_an_object``,
+    ``unknown_type`` (``"type"`` missing, not a string or not a worker message type) or
+    ``invalid_message`` (a known type with bad fields).
 
     Like :meth:`WorkerMessage.parse`, it reads a ``dict`` subclass as stored and ``str``
     subclasses by value: no method of the input runs.
     """
     items = plain_items(obj)
     if items is None:
-        return [_not_an_object(obj)]
+        return _not_an_object(obj)
     members, key_errors = string_keyed(items, ())
     if "type" not in members:
-        return [FieldError(("type",), "missing required field")]
+        return _unknown_type("missing required field")
     message_type = exact_str(members["type"])
     if message_type is None:
-        return [FieldError(("type",), f"expected a string, got {json_type(members['type'])}")]
+        return _unknown_type(f"expected a string, got {json_type(members['type'])}")
     message_class = _BY_TYPE.get(message_type)
     if message_class is None:
-        message = (
+        return _unknown_type(
             f"unknown worker message type {show(message_type)}; expected one of {_KNOWN_TYPES}"
         )
-        return [FieldError(("type",), message)]
     return message_class._parse_members(members, key_errors)
 
 
 def parse_worker_message_json(
     raw: str | bytes | bytearray | memoryview,
-) -> WorkerMessage | list[FieldError]:
+) -> WorkerMessage | MessageParseError:
     """Parse the text of one WebSocket message straight into a worker message; never raises.
 
     The result is that of ``parse_worker_message(json.loads(raw))``; text :func:`json.loads`
-    refuses gives one ``FieldError`` at path ``()`` whose message starts with
-    :data:`MALFORMED_JSON` and says why (not JSON, not UTF-8, nested too deeply, an integer
-    longer than the interpreter converts). JSON that is not an object gives the error
+    refuses gives one ``FieldError`` at path ``()``, labelled ``malformed_json``, whose message
+    starts with :data:`MALFORMED_JSON` and says why (not JSON, not UTF-8, nested too deeply, an
+    integer longer than the interpreter converts). JSON that is not an object gives the error
     ``parse_worker_message`` gives (``expected a JSON object, got array``).
 
     Raises:
@@ -452,17 +465,24 @@ def parse_worker_message_json(
     try:
         decoded = json.loads(text)
     except RecursionError:
-        return [FieldError((), f"{MALFORMED_JSON}: nested too deeply to parse")]
+        return _malformed("nested too deeply to parse")
     except UnicodeDecodeError as exc:
-        reason = f"not valid {exc.encoding}: {exc.reason} at byte {exc.start}"
-        return [FieldError((), f"{MALFORMED_JSON}: {reason}")]
+        return _malformed(f"not valid {exc.encoding}: {exc.reason} at byte {exc.start}")
     except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno} (char {exc.pos})"
-        return [FieldError((), f"{MALFORMED_JSON}: {exc.msg} at {where}")]
+        return _malformed(f"{exc.msg} at line {exc.lineno} column {exc.colno} (char {exc.pos})")
     except ValueError as exc:  # an integer past sys.get_int_max_str_digits(), say
-        return [FieldError((), f"{MALFORMED_JSON}: {exc}")]
+        return _malformed(str(exc))
     return parse_worker_message(decoded)
 
 
-def _not_an_object(obj: object) -> FieldError:
-    return FieldError((), f"expected a JSON object, got {json_type(obj)}")
+def _malformed(why: str) -> MessageParseError:
+    return MessageParseError([FieldError((), f"{MALFORMED_JSON}: {why}")], "malformed_json")
+
+
+def _not_an_object(obj: object) -> MessageParseError:
+    error = FieldError((), f"expected a JSON object, got {json_type(obj)}")
+    return MessageParseError([error], "not_an_object")
+
+
+def _unknown_type(message: str) -> MessageParseError:
+    return MessageParseError([FieldError(("type",), message)], "unknown_type")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, cast
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -25,20 +25,32 @@ PROTOCOL_VERSION: Final = "0.3"
 """The version this package speaks."""
 SUPPORTED_PROTOCOL_VERSIONS: Final = (PROTOCOL_VERSION,)
 """The versions a worker session accepts by default: any ``0.x``."""
+_MAX_VERSION_CHARS: Final = len("9999.9999")
+_VERSION: Final = re.compile(r"(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})")
 
-_VERSION = re.compile(r"(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})")
+# The code below is the same in both distributions' protocol_version.py (neither may import the
+# other); tests-integration/test_shared_json_rules.py holds them to one table of verdicts.
 
 
-def parse_protocol_version(text: str) -> tuple[int, int] | None:
-    """``(major, minor)`` of ``text``, or None when it is not ``MAJOR.MINOR`` (each 0-9999)."""
-    match = _VERSION.fullmatch(text) if len(text) <= len("9999.9999") else None
+def parse_protocol_version(text: object) -> tuple[int, int] | None:
+    """``(major, minor)`` of ``text``, or ``None`` unless it is a string ``MAJOR.MINOR``.
+
+    Never raises, whatever ``text`` is (it comes from a peer); a ``str`` subclass is read by
+    value, as every JSON string is.
+    """
+    if not issubclass(type(text), str):
+        return None
+    value = str.__str__(cast(str, text))
+    if len(value) > _MAX_VERSION_CHARS:
+        return None
+    match = _VERSION.fullmatch(value)
     if match is None:
         return None
     return int(match[1]), int(match[2])
 
 
-def is_compatible(announced: str, supported: Iterable[str]) -> bool:
-    """Whether a peer announcing ``announced`` can be spoken to by one supporting ``supported``."""
+def is_compatible(announced: object, supported: Iterable[str]) -> bool:
+    """Whether a peer announcing ``announced`` is read by one supporting ``supported``."""
     theirs = parse_protocol_version(announced)
     if theirs is None:
         return False

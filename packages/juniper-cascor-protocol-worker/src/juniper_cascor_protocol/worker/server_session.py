@@ -40,11 +40,11 @@ from juniper_cascor_protocol.worker.messages import (
 from juniper_cascor_protocol.worker.protocol_version import PROTOCOL_VERSION
 from juniper_cascor_protocol.worker.session_events import (
     MessageReceived,
+    ProtocolViolation,
     ResultReceived,
     ResultTimedOut,
     SessionEvent,
     SessionState,
-    Violation,
     WorkerRegistered,
 )
 from juniper_cascor_protocol.worker.session_limits import (
@@ -318,7 +318,7 @@ class ServerSession(SessionCore):
         return self._result(task_id, None, manifest, f"invalid task_result: {reason}", now)
 
     def _violation(self, label: str, reason: str) -> list[SessionEvent]:
-        violation = Violation(label, clip(reason), None)
+        violation = ProtocolViolation(label, clip(reason), None)
         self._reply_to_violation(violation)
         return [violation]
 
@@ -338,7 +338,7 @@ class ServerSession(SessionCore):
     def _unfinished(self) -> tuple[str, ...]:
         return tuple(self._deadlines)
 
-    def _reply_to_violation(self, violation: Violation) -> None:
+    def _reply_to_violation(self, violation: ProtocolViolation) -> None:
         self._queue(
             ErrorMessage(error=violation.label, details=violation.reason, timestamp=self._now)
         )

@@ -28,8 +28,10 @@ __all__ = [
     "Closed",
     "ConnectionEstablished",
     "HeartbeatDue",
+    "IncompatibleVersion",
     "MessageReceived",
     "PeerSilent",
+    "ProtocolViolation",
     "Registered",
     "ResultAcknowledged",
     "ResultReceived",
@@ -75,18 +77,25 @@ VIOLATION_LABELS: Final = frozenset(
         "register_timeout",
     }
 )
-"""Every ``Violation.label``: a fixed set, safe to use as a metric label."""
+"""Every ``ProtocolViolation.label``: a fixed set, safe to use as a metric label."""
 
 
 @dataclass(frozen=True, slots=True)
-class Violation:
-    """The peer broke a rule. ``close_code`` is None when the session goes on regardless."""
+class ProtocolViolation:
+    """The peer broke a rule. ``close_code`` is None when the session goes on regardless.
+
+    The envelope sessions report the same event, with the same fields.
+    """
 
     label: str
     """One of :data:`VIOLATION_LABELS`."""
     reason: str
     """What was wrong, for people; at most 500 characters."""
     close_code: int | None
+
+
+Violation = ProtocolViolation
+"""The first name of :class:`ProtocolViolation`, kept as an alias."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +115,21 @@ class ConnectionEstablished:
 
 
 @dataclass(frozen=True, slots=True)
-class VersionIncompatible:
-    """Worker: the server speaks ``server_version``, none of ``supported``; the session closed."""
+class IncompatibleVersion:
+    """Worker: the server announced a protocol version this worker cannot read; the session
+    closed (code 4009). The envelope sessions report the same event, with the same fields."""
 
-    server_version: str
+    announced: str
+    """The server's ``protocol_version`` as sent (cut to 60 characters)."""
     supported: tuple[str, ...]
+    """The versions this worker supports (any minor of their majors)."""
+    server_version: str | None = None
+    """The server software's version, from ``connection_established``."""
+
+
+VersionIncompatible = IncompatibleVersion
+"""The first name of :class:`IncompatibleVersion`, kept as an alias. Its first field, then
+named ``server_version``, is now ``announced``; ``server_version`` is the software's version."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,10 +229,10 @@ class Closed:
 
 
 SessionEvent = (
-    Violation
+    ProtocolViolation
     | MessageReceived
     | ConnectionEstablished
-    | VersionIncompatible
+    | IncompatibleVersion
     | Registered
     | WorkerRegistered
     | TaskReceived

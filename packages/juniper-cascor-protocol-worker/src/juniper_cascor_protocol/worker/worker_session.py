@@ -45,15 +45,15 @@ from juniper_cascor_protocol.worker.protocol_version import (
 from juniper_cascor_protocol.worker.session_events import (
     ConnectionEstablished,
     HeartbeatDue,
+    IncompatibleVersion,
     MessageReceived,
+    ProtocolViolation,
     Registered,
     ResultAcknowledged,
     SessionEvent,
     SessionState,
     TaskReceived,
     TaskRefused,
-    VersionIncompatible,
-    Violation,
 )
 from juniper_cascor_protocol.worker.session_limits import (
     DEFAULT_BATCH_BYTE_BUDGET,
@@ -237,7 +237,7 @@ class WorkerSession(SessionCore):
                 del self._awaiting_ack[message.task_id]
                 return [ResultAcknowledged(message)]
             reason = f"result_ack for task {message.task_id!r}, which awaits no ack"
-            return [Violation("unexpected_message", clip(reason), None)]
+            return [ProtocolViolation("unexpected_message", clip(reason), None)]
         if isinstance(message, TokenRefreshMessage):
             self.token = message.token
         if isinstance(message, _PASSIVE):
@@ -248,7 +248,7 @@ class WorkerSession(SessionCore):
         reason = f"{message.TYPE.value} {when}"
         if fatal:
             return self._fail("unexpected_message", reason, CloseCode.INVALID_MESSAGE)
-        return [Violation("unexpected_message", reason, None)]
+        return [ProtocolViolation("unexpected_message", reason, None)]
 
     def _established(self, message: ConnectionEstablishedMessage) -> list[SessionEvent]:
         version = message.protocol_version
@@ -256,7 +256,9 @@ class WorkerSession(SessionCore):
         if version is not None and not is_compatible(version, self.supported_versions):
             ours = ", ".join(self.supported_versions)
             reason = clip(f"server speaks protocol {version}, this worker {ours}", 120)
-            incompatible = VersionIncompatible(clip(version, 60), self.supported_versions)
+            incompatible = IncompatibleVersion(
+                clip(version, 60), self.supported_versions, message.server_version
+            )
             return [incompatible, *self.close(CloseCode.UNSUPPORTED_VERSION, reason)]
         self._queue(RegisterMessage(worker_id=self.worker_id, capabilities=self.capabilities))
         self._state = SessionState.AWAITING_REGISTRATION_ACK
@@ -279,7 +281,7 @@ class WorkerSession(SessionCore):
             skip = TensorBatch(task.tensor_manifest, budget=self.byte_budget, keep=False)
             reason = f"task_assign for task {task.task_id!r}, which this worker already has"
             return [
-                Violation("unexpected_message", clip(reason), None),
+                ProtocolViolation("unexpected_message", clip(reason), None),
                 *self._start_batch(skip, now),
             ]
         if refusal is None and len(self._tasks) >= self.max_tasks_in_flight:
@@ -324,7 +326,7 @@ class WorkerSession(SessionCore):
             return self._fail(label, reason, code)
         if isinstance(decoded, dict) and decoded.get("type") == WorkerMessageType.TASK_ASSIGN:
             return self._invalid_task(decoded, reason, now)
-        return [Violation(label, reason, None)]
+        return [ProtocolViolation(label, reason, None)]
 
     def _invalid_task(self, decoded: dict[str, Any], reason: str, now: float) -> list[SessionEvent]:
         """A ``task_assign`` that did not parse still gets its failed ``task_result``."""
@@ -351,7 +353,7 @@ class WorkerSession(SessionCore):
         reason = f"binary frame of {size} bytes outside any task"
         if self._state is not SessionState.READY:
             return self._fail("unexpected_binary_frame", reason, CloseCode.INVALID_MESSAGE)
-        return [Violation("unexpected_binary_frame", reason, None)]
+        return [ProtocolViolation("unexpected_binary_frame", reason, None)]
 
     def _abandon_batch(self) -> list[SessionEvent]:
         task, self._receiving, self._refusal = self._receiving, None, None
@@ -363,7 +365,7 @@ class WorkerSession(SessionCore):
         receiving = () if self._receiving is None else (self._receiving.task_id,)
         return (*self._tasks, *self._awaiting_ack, *receiving)
 
-    def _reply_to_violation(self, violation: Violation) -> None:
+    def _reply_to_violation(self, violation: ProtocolViolation) -> None:
         """A worker does not answer violations: juniper-cascor would answer its ``error``."""
 
     def _timers(self, now: float) -> list[SessionEvent]:
