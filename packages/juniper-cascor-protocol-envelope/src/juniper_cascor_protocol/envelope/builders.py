@@ -202,23 +202,29 @@ class BroadcastBuilder:
             )
 
     def metrics(self, data: Mapping[str, Any] | None = None) -> MetricsEnvelope:
+        """A stamped ``metrics`` envelope with the next ``seq``, for a small frame."""
         return self._stamped(MetricsEnvelope, data)
 
     def state(self, data: Mapping[str, Any] | None = None) -> StateEnvelope:
+        """A stamped ``state`` envelope with the next ``seq``, for a small frame."""
         return self._stamped(StateEnvelope, data)
 
     def topology(self, data: Mapping[str, Any] | None = None) -> TopologyEnvelope:
+        """A stamped ``topology`` envelope with the next ``seq``, for a small frame."""
         return self._stamped(TopologyEnvelope, data)
 
     def event(self, data: Mapping[str, Any] | None = None) -> EventEnvelope:
+        """A stamped ``event`` envelope with the next ``seq``, for a small frame."""
         return self._stamped(EventEnvelope, data)
 
     def cascade_add(self, data: Mapping[str, Any] | None = None) -> CascadeAddEnvelope:
+        """A stamped ``cascade_add`` envelope with the next ``seq``, for a small frame."""
         return self._stamped(CascadeAddEnvelope, data)
 
     def candidate_progress(
         self, data: Mapping[str, Any] | None = None
     ) -> CandidateProgressEnvelope:
+        """A stamped ``candidate_progress`` envelope with the next ``seq``, for a small frame."""
         return self._stamped(CandidateProgressEnvelope, data)
 
     def initial_metrics_draft(
@@ -306,6 +312,7 @@ class ControlBuilder:
     def connection_established(
         self, server_version: str | None = None, protocol_version: str | None = None
     ) -> ConnectionEstablishedEnvelope:
+        """The greeting sent first on a new connection, announcing the server's versions."""
         return ConnectionEstablishedEnvelope(
             timestamp=self._clock(),
             data=ConnectionEstablishedData(

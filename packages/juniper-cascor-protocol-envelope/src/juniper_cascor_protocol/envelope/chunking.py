@@ -206,6 +206,8 @@ def _cut(text: str, budget: int) -> list[str]:
 
 
 class ReassemblyStatus(StrEnum):
+    """What :meth:`Reassembler.feed` did with one envelope."""
+
     PASSTHROUGH = "passthrough"
     """Not a chunk: ``envelope`` is the input, unchanged."""
     PENDING = "pending"
@@ -219,6 +221,8 @@ class ReassemblyStatus(StrEnum):
 
 
 class RejectReason(StrEnum):
+    """Why a chunk was rejected (:attr:`ReassemblyStatus.REJECTED`), a label of bounded range."""
+
     MALFORMED = "malformed"
     """A ``chunked_message`` frame whose data failed validation (an ``UnknownEnvelope``)."""
     HEADER_TOO_LONG = "header_too_long"
@@ -252,11 +256,15 @@ class RejectReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ReassemblyResult:
+    """The outcome of feeding one envelope to a :class:`Reassembler`."""
+
     status: ReassemblyStatus
     envelope: BaseEnvelope | None = None
     """The input (``PASSTHROUGH``) or the rebuilt original (``COMPLETE``), else ``None``."""
     reason: RejectReason | None = None
+    """Why, for ``REJECTED``; else ``None``."""
     chunk_id: str | None = None
+    """The chunk's message; ``None`` for a passthrough, a malformed chunk or an overlong id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,13 +424,16 @@ class Reassembler:
 
     @property
     def buffered_bytes(self) -> int:
+        """Bytes charged for the chunks held now (payloads plus the per-chunk overhead)."""
         return self._buffered
 
     @property
     def in_flight(self) -> int:
+        """Incomplete messages held now."""
         return len(self._partials)
 
     def stats(self) -> ReassemblerStats:
+        """The counters since creation and the buffers' occupancy now."""
         return ReassemblerStats(
             chunks=self._chunks,
             passthrough=self._passthrough,

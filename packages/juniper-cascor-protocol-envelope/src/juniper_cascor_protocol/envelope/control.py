@@ -75,6 +75,8 @@ _MAX_REPORTED_ERRORS = 8
 
 
 class ControlCommandName(StrEnum):
+    """The commands a juniper-cascor server knows (``ControlCommand.command``)."""
+
     START = "start"
     STOP = "stop"
     PAUSE = "pause"
@@ -267,11 +269,15 @@ class CommandResponseData(BaseModel):
 
 
 class CommandResponseEnvelope(BaseEnvelope):
+    """The server's answer to one request: :class:`CommandResponseData`."""
+
     type: Literal["command_response"] = "command_response"
     data: CommandResponseData  # type: ignore[assignment]
 
 
 class ConnectionEstablishedData(BaseModel):
+    """The greeting's versions; either may be absent (``None``) when the server sends none."""
+
     model_config: ClassVar[ConfigDict] = _WIRE_MODEL_CONFIG
 
     server_version: str | None = None
@@ -279,6 +285,8 @@ class ConnectionEstablishedData(BaseModel):
 
 
 class ConnectionEstablishedEnvelope(BaseEnvelope):
+    """The first frame of a ``/ws/control`` or ``/ws/training`` connection, from the server."""
+
     type: Literal["connection_established"] = "connection_established"
     data: ConnectionEstablishedData = Field(  # type: ignore[assignment]
         default_factory=ConnectionEstablishedData

@@ -205,6 +205,8 @@ class IncompatibleServerError(ControlClientError):
 
 
 class ControlClientState(StrEnum):
+    """Where a :class:`ControlClientSession` stands with the server of its connection."""
+
     CONNECTING = "connecting"
     """No ``connection_established`` yet on this connection (commands may be issued)."""
     OPEN = "open"
