@@ -5,8 +5,7 @@ tensor manifest, the binary tensor frame, and the sans-I/O sessions of both ends
 Depends on numpy only (never on Pydantic), so a slim worker image can install it alone.
 """
 
-from importlib.metadata import version as _distribution_version
-
+from juniper_cascor_protocol._version import __version__
 from juniper_cascor_protocol.worker.binary_frame import (
     DECODE_ERROR_PREFIXES,
     MAX_DTYPE_BYTES,
@@ -92,8 +91,6 @@ from juniper_cascor_protocol.worker.tensor_names import (
     WEIGHTS,
 )
 from juniper_cascor_protocol.worker.worker_session import WorkerSession
-
-__version__: str = _distribution_version("juniper-cascor-protocol-worker")
 
 __all__ = [
     "BIAS",
