@@ -245,7 +245,9 @@ def test_a_task_whose_result_does_not_come_in_time_goes_to_another_worker(run: A
                 assert isinstance(assign, TaskAssignMessage)
                 for _ in assign.tensor_manifest:
                     await sleeper.recv()
-                # The sleeper keeps the task past its deadline; another worker gets it.
+                # The sleeper keeps the task past its deadline (and the timer's next tick);
+                # the hub gives it no other task, and the next worker gets this one.
+                await asyncio.sleep(hub.result_timeout + 0.5)
                 await DemoWorker("finisher").run(url, max_tasks=1)
                 outcome = await pending
                 late = TaskResultMessage(

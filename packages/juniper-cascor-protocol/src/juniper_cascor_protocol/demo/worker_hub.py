@@ -206,13 +206,13 @@ class WorkerHub:
         """Give this worker the next queued task whenever its session can take one."""
         session = worker.socket.session
         while True:
-            while not session.can_assign:
-                if session.state is SessionState.CLOSED or worker.timed_out:
-                    return
+            while not session.can_assign and session.state is not SessionState.CLOSED:
                 await worker.wake.wait()
                 worker.wake.clear()
+            if session.state is SessionState.CLOSED or worker.timed_out:
+                return
             queued = await self._queue.get()
-            if not session.can_assign or worker.timed_out:
+            if not session.can_assign or worker.timed_out:  # it changed while we waited
                 self._queue.put_nowait(queued)
                 continue
             task = queued.task
