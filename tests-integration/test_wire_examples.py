@@ -167,6 +167,7 @@ def test_every_link_to_a_section_of_the_protocol_document_resolves() -> None:
     sources = (
         "*.md",
         "docs/**/*.md",
+        "packages/*/README.md",
         "packages/**/*.py",
         "tests-integration/*.py",
         "benchmarks/*.py",
