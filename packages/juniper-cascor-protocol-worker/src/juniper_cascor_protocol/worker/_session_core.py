@@ -72,10 +72,10 @@ class SessionCore(ABC):
     def __init__(self, *, now: float, byte_budget: int, liveness_timeout: float) -> None:
         self._state = SessionState.CLOSED  # set by the subclass
         self.byte_budget = byte_budget
-        self.liveness_timeout = liveness_timeout
+        self.liveness_timeout: float = liveness_timeout
         self.close_code: int | None = None
         """The code to close the WebSocket with, once this side ended the session."""
-        self.close_reason = ""
+        self.close_reason: str = ""
         self._outbox: list[Outgoing] = []
         self._now = now
         """The latest ``now`` given: the timestamp of the messages a session writes itself."""

@@ -36,7 +36,7 @@ class MessageParseError(list[FieldError]):
         if label not in PARSE_ERROR_LABELS:
             raise ValueError(f"label must be one of {sorted(PARSE_ERROR_LABELS)}, got {label!r}")
         super().__init__(errors)
-        self.label = label
+        self.label: str = label
 
     @property
     def reason(self) -> str:

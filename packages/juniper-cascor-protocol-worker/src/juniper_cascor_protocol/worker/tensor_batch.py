@@ -53,7 +53,7 @@ class TensorBatch:
         keep: bool = True,
         required: tuple[str, ...] = (),
     ) -> None:
-        self.manifest = manifest
+        self.manifest: Mapping[str, TensorSpec] = manifest
         self._names = list(manifest)
         self._next = 0
         self.arrays: dict[str, NDArray[Any]] = {}
@@ -62,8 +62,8 @@ class TensorBatch:
             for name in required
             if name not in manifest
         ]
-        self.held_bytes = 0
-        self.keep = keep
+        self.held_bytes: int = 0
+        self.keep: bool = keep
         if keep:
             self._check_sizes(budget)
 

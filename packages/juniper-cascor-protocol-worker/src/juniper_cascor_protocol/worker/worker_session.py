@@ -134,10 +134,10 @@ class WorkerSession(SessionCore):
             liveness_timeout=LIVENESS_FACTOR * heartbeat_interval,
         )
         self._state = SessionState.AWAITING_CONNECTION_ESTABLISHED
-        self.worker_id = worker_id
-        self.capabilities = dict(capabilities or {})
-        self.supported_versions = tuple(supported_versions)
-        self.heartbeat_interval = heartbeat_interval
+        self.worker_id: str = worker_id
+        self.capabilities: dict[str, Any] = dict(capabilities or {})
+        self.supported_versions: tuple[str, ...] = tuple(supported_versions)
+        self.heartbeat_interval: float = heartbeat_interval
         self.required_tensors = required_tensors
         self.max_tasks_in_flight = max_tasks_in_flight
         self.protocol_version: str | None = None
@@ -270,7 +270,8 @@ class WorkerSession(SessionCore):
         if message.heartbeat_interval is not None:
             interval = min(max(message.heartbeat_interval, _SHORTEST_INTERVAL), _LONGEST_INTERVAL)
             self.heartbeat_interval = interval
-            self.liveness_timeout = LIVENESS_FACTOR * interval
+            # Annotated: to pyright, a bare assignment here would declare a new attribute.
+            self.liveness_timeout: float = LIVENESS_FACTOR * interval
         self._state = SessionState.READY
         self._next_heartbeat = now + self.heartbeat_interval
         return [Registered(self.worker_id, self.heartbeat_interval, message)]
