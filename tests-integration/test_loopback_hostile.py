@@ -440,6 +440,8 @@ def test_a_batch_cut_short_by_a_text_message_fails_its_task_and_ends_the_session
 
     assert worker.stats.heartbeats_received == 1
     assert worker.stats.problems == {"missing_tensor_frame": 1}
+    assert list(worker.stats.refused) == ["cut"]
+    assert worker.stats.tasks_failed == 1
     assert worker.closed is not None
     assert worker.closed.code == CloseCode.INVALID_MESSAGE
     replies = [parse_worker_message(json.loads(m)) for m in received if isinstance(m, str)]

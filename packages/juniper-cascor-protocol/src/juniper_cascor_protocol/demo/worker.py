@@ -151,7 +151,7 @@ class DemoWorker:
                     await self._heartbeat(socket)
             elif isinstance(event, HeartbeatDue):
                 await self._heartbeat(socket)
-            elif isinstance(event, TaskReceived):
+            elif isinstance(event, TaskReceived) and not socket.ended:
                 await socket.write(self._work(socket.session, event.task, event.tensors))
             elif isinstance(event, TaskRefused):
                 stats.tasks_failed += 1
@@ -170,6 +170,8 @@ class DemoWorker:
                 self.closed = event
 
     async def _heartbeat(self, socket: SessionSocket[WorkerSession]) -> None:
+        if socket.ended:  # it ended while an earlier event was handled: nothing more to send
+            return
         await socket.write(socket.session.send_heartbeat(time.time()))
         self.stats.heartbeats_sent += 1
 
