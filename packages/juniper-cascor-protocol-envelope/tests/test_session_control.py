@@ -33,6 +33,7 @@ from juniper_cascor_protocol.envelope import (
     PendingLimitError,
     PingReceived,
     PongReceived,
+    ProtocolViolation,
     RequestRejected,
     UnknownFrame,
     UnknownResponse,
@@ -196,7 +197,9 @@ def test_pings_frames_and_refusals_on_the_client() -> None:
     (metrics,) = client.receive('{"type": "metrics", "timestamp": 1, "data": {}}', now=0.0)
     assert isinstance(metrics, UnknownFrame)
     (refused,) = client.receive("x" * 65, now=0.0)
-    assert refused.reason == "oversized"  # type: ignore[union-attr]
+    assert refused == ProtocolViolation(
+        "oversized", "text frame of at least 65 bytes exceeds max_frame_bytes=64", None
+    )
     stats = client.stats()
     assert (stats.heartbeats, dict(stats.unknown_frames), dict(stats.refused)) == (
         1,

@@ -24,6 +24,7 @@ from juniper_cascor_protocol.envelope import (
     LabelBudget,
     MetricsEnvelope,
     PingReceived,
+    ProtocolViolation,
     Reassembler,
     ReassemblyExpired,
     Refusal,
@@ -219,11 +220,14 @@ def test_binary_and_oversized_messages_are_refused_naming_the_limit() -> None:
     consumer = TrainingConsumerSession(max_frame_bytes=1024)
     (binary,) = consumer.receive(b'{"type": "metrics"}', now=0.0)
     (oversized,) = consumer.receive("é" * 600, now=0.0)  # 600 characters, 1200 bytes
-    assert isinstance(binary, FrameRefused)
-    assert binary.reason is Refusal.BINARY_FRAME
-    assert isinstance(oversized, FrameRefused)
-    assert oversized.reason is Refusal.OVERSIZED
-    assert "max_frame_bytes=1024" in oversized.detail
+    assert isinstance(binary, ProtocolViolation)
+    assert binary.label is Refusal.BINARY_FRAME
+    assert isinstance(oversized, ProtocolViolation)
+    assert oversized.label is Refusal.OVERSIZED
+    assert "max_frame_bytes=1024" in oversized.reason
+    assert oversized.close_code is None  # the session goes on
+    assert FrameRefused is ProtocolViolation  # the first name, kept
+    assert oversized.detail == oversized.reason
     assert consumer.receive("é" * 512, now=0.0)[0].envelope.type == "_malformed_json"  # type: ignore[union-attr]
     assert dict(consumer.stats().refused) == {"binary_frame": 1, "oversized": 1}
 

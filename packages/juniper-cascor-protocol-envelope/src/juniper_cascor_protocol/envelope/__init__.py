@@ -40,6 +40,7 @@ from juniper_cascor_protocol.envelope.control import (
     ConnectionEstablishedEnvelope,
     ControlCommand,
     ControlCommandName,
+    Problem,
     parse_command,
     parse_command_json,
 )
@@ -92,6 +93,7 @@ from juniper_cascor_protocol.envelope.session_events import (
     FrameRefused,
     IncompatibleVersion,
     PingReceived,
+    ProtocolViolation,
     Refusal,
     UnknownFrame,
 )
@@ -186,6 +188,8 @@ __all__ = [
     "PendingLimitError",
     "PingReceived",
     "PongReceived",
+    "Problem",
+    "ProtocolViolation",
     "Reassembler",
     "ReassemblerStats",
     "ReassemblyExpired",

@@ -106,6 +106,14 @@ class BaseEnvelope(BaseModel):
     seq: int | None = None
     emitted_at_monotonic: Annotated[float, _Finite] | None = None
 
+    def to_wire_json(self) -> str:
+        """The frame's wire text: ``model_dump_json(exclude_none=True)``.
+
+        Every outgoing object has this method: the envelopes, ``ControlCommand`` and the worker
+        messages. ``to_wire_json(envelope)``, the function, returns the same text.
+        """
+        return self.model_dump_json(exclude_none=True)
+
     def model_dump(self, *, exclude_none: bool = False, **options: Any) -> dict[str, Any]:
         """Pydantic's ``model_dump``; ``exclude_none`` leaves unknown keys in (module docstring).
 

@@ -73,8 +73,8 @@ def _kind(envelope: BaseEnvelope) -> str:
 
 
 def to_wire_json(envelope: BaseEnvelope) -> str:
-    """The frame's wire text: ``model_dump_json(exclude_none=True)``."""
-    return envelope.model_dump_json(exclude_none=True)
+    """The frame's wire text, as its method ``envelope.to_wire_json()`` writes it."""
+    return envelope.to_wire_json()
 
 
 def to_wire_dict(envelope: BaseEnvelope) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Final, Literal
 
@@ -59,6 +59,7 @@ __all__ = [
     "ConnectionEstablishedEnvelope",
     "ControlCommand",
     "ControlCommandName",
+    "Problem",
     "parse_command",
     "parse_command_json",
 ]
@@ -156,18 +157,40 @@ class ControlCommand(BaseModel):
         return {"command_id"} if self.command_id is None else None
 
 
+Problem = tuple[tuple[str | int, ...], str]
+"""One problem as a ``(path, message)`` pair; ``()`` is the request itself."""
+
+
 @dataclass(frozen=True, slots=True)
 class CommandParseError:
     """A request that failed validation, with what the server needs to answer it.
 
     ``command`` and ``command_id`` are copied from the frame when they are valid strings
     within their length limits, so the error response can still be correlated.
+    ``label``, ``reason`` and ``problems`` read like the worker side's ``MessageParseError``.
     """
 
     errors: tuple[str, ...]
+    """Each problem as one line, ``"<path>: <message>"``; at most 8."""
     command: str | None = None
     command_id: str | None = None
     code: str = INVALID_COMMAND_CODE
+    problems: tuple[Problem, ...] = field(default=(), compare=False)
+    """Each problem as a ``(path, message)`` pair; by default each of ``errors`` at ``()``."""
+
+    def __post_init__(self) -> None:
+        if not self.problems:
+            object.__setattr__(self, "problems", tuple(((), error) for error in self.errors))
+
+    @property
+    def label(self) -> str:
+        """``code``: ``invalid_command`` or ``malformed_json``, safe to use as a metric label."""
+        return self.code
+
+    @property
+    def reason(self) -> str:
+        """The problems for people, ``"; "``-separated."""
+        return "; ".join(self.errors)
 
 
 _ECHOED: Final = ("command", "command_id")
@@ -188,7 +211,10 @@ def _plain_request(frame: dict[Any, Any]) -> dict[str, Any] | CommandParseError:
     for key_obj, value in list(dict.items(frame)):
         key = _exact_str(key_obj)
         if key is None:
-            return CommandParseError(("<frame>: every key must be a string",))
+            return CommandParseError(
+                ("<frame>: every key must be a string",),
+                problems=(((), "every key must be a string"),),
+            )
         text = _exact_str(value) if key in _ECHOED else None
         plain[key] = value if text is None else text
     # An absent id stays absent: a generated one would be echoed to a client that never sent it.
@@ -211,15 +237,24 @@ def parse_command(frame: object) -> ControlCommand | CommandParseError:
         return ControlCommand.model_validate(request, strict=True)
     except ValidationError as error:
         messages = describe_validation_error(error, limit=_MAX_REPORTED_ERRORS)
+        problems = _problems_of(error)
         if not isinstance(request, dict):
-            return CommandParseError(messages)
+            return CommandParseError(messages, problems=problems)
         return CommandParseError(
             messages,
             command=_bounded_str(request.get("command"), COMMAND_NAME_MAX_LENGTH),
             command_id=_bounded_str(request.get("command_id"), COMMAND_ID_MAX_LENGTH),
+            problems=problems,
         )
     except Exception as unreadable:  # a frame whose contents run code of their own and fail
-        return CommandParseError((f"<frame>: unreadable ({type(unreadable).__name__})",))
+        why = f"unreadable ({type(unreadable).__name__})"
+        return CommandParseError((f"<frame>: {why}",), problems=(((), why),))
+
+
+def _problems_of(error: ValidationError) -> tuple[Problem, ...]:
+    """The ``(path, message)`` pairs of the problems ``describe_validation_error`` describes."""
+    details = error.errors(include_url=False, include_input=False, include_context=False)
+    return tuple((tuple(item["loc"]), item["msg"]) for item in details[:_MAX_REPORTED_ERRORS])
 
 
 def parse_command_json(

@@ -56,9 +56,9 @@ from juniper_cascor_protocol.envelope.session_events import (
     PING_TYPE,
     PONG_TYPE,
     Established,
-    FrameRefused,
     IncompatibleVersion,
     PingReceived,
+    ProtocolViolation,
     UnknownFrame,
     check_max_frame_bytes,
     checked_versions,
@@ -187,7 +187,7 @@ ControlClientEvent: TypeAlias = (
     | UnknownResponse
     | CommandTimedOut
     | UnknownFrame
-    | FrameRefused
+    | ProtocolViolation
     | PingReceived
 )
 
@@ -382,8 +382,8 @@ class ControlClientSession:
         """
         events: list[ControlClientEvent] = list(self.expire(now=now))
         text = text_or_refusal(message, self._max_frame_bytes)
-        if isinstance(text, FrameRefused):
-            self._refused[text.reason] += 1
+        if isinstance(text, ProtocolViolation):
+            self._refused[text.label] += 1
             events.append(text)
             return events
         envelope = decode_frame(text, self._labels)
@@ -569,8 +569,8 @@ class ControlServerSession:
         ``now`` stamps the error response, if one is needed.
         """
         text = text_or_refusal(message, self._max_request_bytes, "max_request_bytes")
-        if isinstance(text, FrameRefused):
-            return self._rejected(CommandParseError((f"request: {text.detail}",)), now)
+        if isinstance(text, ProtocolViolation):
+            return self._rejected(CommandParseError((f"request: {text.reason}",)), now)
         request = parse_command_json(text)
         if isinstance(request, ControlCommand):
             name = request.known_name

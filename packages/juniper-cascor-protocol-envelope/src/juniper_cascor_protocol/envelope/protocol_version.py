@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, cast
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -31,15 +31,22 @@ SUPPORTED_PROTOCOL_VERSIONS: Final = (PROTOCOL_VERSION,)
 _MAX_VERSION_CHARS: Final = len("9999.9999")
 _VERSION: Final = re.compile(r"(0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})")
 
+# The code below is the same in both distributions' protocol_version.py (neither may import the
+# other); tests-integration/test_shared_json_rules.py holds them to one table of verdicts.
+
 
 def parse_protocol_version(text: object) -> tuple[int, int] | None:
-    """``(major, minor)`` of ``text``, or ``None`` unless it is a ``str`` ``MAJOR.MINOR``.
+    """``(major, minor)`` of ``text``, or ``None`` unless it is a string ``MAJOR.MINOR``.
 
-    Never raises, whatever ``text`` is (it comes from a peer).
+    Never raises, whatever ``text`` is (it comes from a peer); a ``str`` subclass is read by
+    value, as every JSON string is.
     """
-    if type(text) is not str or len(text) > _MAX_VERSION_CHARS:
+    if not issubclass(type(text), str):
         return None
-    match = _VERSION.fullmatch(text)
+    value = str.__str__(cast(str, text))
+    if len(value) > _MAX_VERSION_CHARS:
+        return None
+    match = _VERSION.fullmatch(value)
     if match is None:
         return None
     return int(match[1]), int(match[2])

@@ -2,8 +2,8 @@
 
 The sessions of ``/ws/training`` and ``/ws/control`` share these outcomes:
 
-* :class:`FrameRefused`: the message was not read at all, because it was a binary frame (both
-  endpoints carry JSON text frames only) or longer than the session's ``max_frame_bytes``;
+* :class:`ProtocolViolation`: the message was not read at all, because it was a binary frame
+  (both endpoints carry JSON text frames only) or longer than the session's ``max_frame_bytes``;
 * :class:`PingReceived`: the server's application heartbeat ``{"type": "ping", ...}``, which the
   juniper-cascor server sends on both endpoints and which a client answers with
   :data:`PONG_TEXT` (``reply``) or gets disconnected;
@@ -41,6 +41,7 @@ __all__ = [
     "FrameRefused",
     "IncompatibleVersion",
     "PingReceived",
+    "ProtocolViolation",
     "Refusal",
     "UnknownFrame",
 ]
@@ -56,7 +57,7 @@ _MAX_UTF8_BYTES_PER_CHAR: Final = 4
 
 
 class Refusal(StrEnum):
-    """Why a received message was not read."""
+    """Why a received message was not read: the ``label`` of its :class:`ProtocolViolation`."""
 
     BINARY_FRAME = "binary_frame"
     """The endpoint carries JSON text frames only."""
@@ -65,11 +66,28 @@ class Refusal(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class FrameRefused:
-    """A received message that was not read; ``detail`` names the limit it broke."""
+class ProtocolViolation:
+    """The peer broke a rule: a received message that was not read.
 
-    reason: Refusal
-    detail: str
+    The worker sessions report the same event, with the same fields.
+    """
+
+    label: str
+    """A :class:`Refusal`: a fixed set, safe to use as a metric label."""
+    reason: str
+    """What was wrong, for people: the limit broken."""
+    close_code: int | None = None
+    """None: these sessions go on; the shell may still close the connection."""
+
+    @property
+    def detail(self) -> str:
+        """The first name of :attr:`reason`, kept as an alias."""
+        return self.reason
+
+
+FrameRefused = ProtocolViolation
+"""The first name of :class:`ProtocolViolation`, kept as an alias. Its first field, then named
+``reason``, is now ``label``; ``reason`` is the text, then named ``detail``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +129,8 @@ class IncompatibleVersion:
     ``<type>``)."""
     supported: tuple[str, ...]
     """The versions this client supports (any minor of their majors)."""
-    server_version: str | None
+    server_version: str | None = None
+    """The server software's version, from ``connection_established``."""
 
 
 def greeting_outcome(
@@ -149,13 +168,13 @@ def checked_versions(versions: Iterable[str]) -> tuple[str, ...]:
 
 def text_or_refusal(
     message: object, max_frame_bytes: int, limit_name: str = "max_frame_bytes"
-) -> str | FrameRefused:
+) -> str | ProtocolViolation:
     """``message`` (one received WebSocket message) as text to read, or why it is not read.
 
     ``limit_name`` names ``max_frame_bytes`` in the refusal's ``detail``.
     """
     if not isinstance(message, str):
-        return FrameRefused(
+        return ProtocolViolation(
             Refusal.BINARY_FRAME, f"a {type(message).__name__} message; only text frames are read"
         )
     if len(message) * _MAX_UTF8_BYTES_PER_CHAR <= max_frame_bytes:
@@ -163,7 +182,7 @@ def text_or_refusal(
     size = len(message) if len(message) > max_frame_bytes else _utf8_size(message)
     if size <= max_frame_bytes:
         return message
-    return FrameRefused(
+    return ProtocolViolation(
         Refusal.OVERSIZED,
         f"text frame of at least {size} bytes exceeds {limit_name}={max_frame_bytes}",
     )

@@ -57,9 +57,9 @@ from juniper_cascor_protocol.envelope.sequence import (
 )
 from juniper_cascor_protocol.envelope.session_events import (
     Established,
-    FrameRefused,
     IncompatibleVersion,
     PingReceived,
+    ProtocolViolation,
     UnknownFrame,
     check_max_frame_bytes,
     checked_versions,
@@ -155,7 +155,7 @@ TrainingEvent: TypeAlias = (
     | ChunkRejected
     | ReassemblyExpired
     | UnknownFrame
-    | FrameRefused
+    | ProtocolViolation
     | PingReceived
 )
 
@@ -386,8 +386,8 @@ class TrainingConsumerSession:
         self._messages += 1
         events: list[TrainingEvent] = list(self.expire(now=now))
         text = text_or_refusal(message, self._max_frame_bytes)
-        if isinstance(text, FrameRefused):
-            self._refused[text.reason] += 1
+        if isinstance(text, ProtocolViolation):
+            self._refused[text.label] += 1
             events.append(text)
             return events
         envelope = decode_frame(text, self._labels)
