@@ -62,6 +62,8 @@ DEFAULT_MAX_LISTED = 50
 
 @dataclass(frozen=True, slots=True)
 class InvalidFrame:
+    """A line of the capture that is not a valid frame, and why."""
+
     line: int
     reason: str
 
@@ -111,6 +113,7 @@ class CaptureReport:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """The report as a JSON-compatible dict (what ``validate --json`` prints)."""
         return {
             "frames": self.frames,
             "per_type": dict(sorted(self.per_type.items())),
@@ -135,6 +138,7 @@ class CaptureReport:
         }
 
     def render(self) -> str:
+        """The report as text for people, one finding a line."""
         lines = [f"{self.frames} frames"]
         lines += [f"  {name:<24} {count}" for name, count in sorted(self.per_type.items())]
         if self.unknown_labels:

@@ -173,6 +173,7 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of the command line: its ``demo``, ``validate``, ``inspect``, ``schema``."""
     from juniper_cascor_protocol import __version__
 
     parser = argparse.ArgumentParser(
@@ -245,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)

@@ -33,9 +33,11 @@ class TensorSummary:
     inf_count: int
 
     def to_json(self) -> dict[str, Any]:
+        """The summary as a JSON-compatible dict (what ``inspect --json`` prints)."""
         return {name: getattr(self, name) for name in self.__slots__} | {"shape": list(self.shape)}
 
     def render(self) -> str:
+        """The summary as text for people, one property a line."""
         lines = [
             f"shape:   {self.shape}",
             f"dtype:   {self.dtype}",

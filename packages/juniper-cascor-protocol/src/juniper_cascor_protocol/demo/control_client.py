@@ -62,7 +62,7 @@ class ControlClient:
         self, connection: ClientConnection, *, default_timeout: float = DEFAULT_COMMAND_TIMEOUT
     ) -> None:
         self._connection = connection
-        self.session = ControlClientSession(default_timeout=default_timeout)
+        self.session: ControlClientSession = ControlClientSession(default_timeout=default_timeout)
         self.established: Established | None = None
         self.incompatible: IncompatibleVersion | None = None
         self._waiting: dict[str, asyncio.Future[Outcome]] = {}

@@ -29,7 +29,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from websockets.asyncio.server import ServerConnection
@@ -62,7 +62,7 @@ StateListener = Callable[[dict[str, Any]], Awaitable[None]]
 class TrainingParams(BaseModel):
     """The parameters ``set_params`` may change; unknown names are refused."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config: ClassVar[ConfigDict] = ConfigDict(extra="forbid", strict=True)
 
     learning_rate: float = Field(default=0.01, gt=0, le=10)
     max_hidden_units: int = Field(default=16, ge=0, le=10_000)
@@ -95,8 +95,8 @@ class ControlService:
     ) -> None:
         self._server_version = server_version
         self._on_state_change = on_state_change
-        self.state = "stopped"
-        self.params = TrainingParams()
+        self.state: str = "stopped"
+        self.params: TrainingParams = TrainingParams()
         self.responses: Counter[str] = Counter()
         """Responses sent, by ``code`` (``"success"`` for successful commands)."""
 

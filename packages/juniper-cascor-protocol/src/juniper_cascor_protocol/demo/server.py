@@ -52,11 +52,11 @@ class LoopbackServer:
         producer = TrainingProducerSession(
             chunker=Chunker(max_frame_bytes), server_version=SERVER_VERSION
         )
-        self.training = TrainingHub(producer)
-        self.control = ControlService(
+        self.training: TrainingHub = TrainingHub(producer)
+        self.control: ControlService = ControlService(
             server_version=SERVER_VERSION, on_state_change=self._publish_state
         )
-        self.workers = workers if workers is not None else WorkerHub()
+        self.workers: WorkerHub = workers if workers is not None else WorkerHub()
         self._requested_port = port
         self._server: Server | None = None
 

@@ -82,7 +82,7 @@ class TrainingClient:
         on_message: Callable[[BaseEnvelope], None] | None = None,
         on_event: Callable[[TrainingEvent], None] | None = None,
     ) -> None:
-        self.session = TrainingConsumerSession(
+        self.session: TrainingConsumerSession = TrainingConsumerSession(
             max_frame_bytes=max_frame_bytes, reassembler=reassembler
         )
         self.max_frame_bytes = max_frame_bytes

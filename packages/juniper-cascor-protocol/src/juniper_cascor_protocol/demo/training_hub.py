@@ -38,9 +38,9 @@ class TrainingHub:
         self._subscribers: list[ServerConnection] = []
         self._lock = asyncio.Lock()
         self.frames_by_type: Counter[str] = Counter()
-        self.frames_sent = 0
-        self.bytes_sent = 0
-        self.deliveries = 0
+        self.frames_sent: int = 0
+        self.bytes_sent: int = 0
+        self.deliveries: int = 0
 
     @property
     def subscribers(self) -> int:

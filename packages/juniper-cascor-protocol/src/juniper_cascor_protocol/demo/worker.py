@@ -108,7 +108,7 @@ class DemoWorker:
         self.heartbeats = heartbeats
         self.byte_budget = byte_budget
         self.keep_tensors = keep_tensors
-        self.stats = WorkerStats()
+        self.stats: WorkerStats = WorkerStats()
         self.received_tensors: list[Mapping[str, NDArray[Any]]] = []
         self.sent_tensors: list[dict[str, NDArray[Any]]] = []
         self.established: ConnectionEstablished | None = None

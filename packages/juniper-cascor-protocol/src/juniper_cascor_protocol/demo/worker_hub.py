@@ -146,8 +146,8 @@ class WorkerHub:
         self._live: set[_Worker] = set()
         self._closing = False
         self.registered: list[str] = []
-        self.heartbeats_received = 0
-        self.traffic = TensorTraffic()
+        self.heartbeats_received: int = 0
+        self.traffic: TensorTraffic = TensorTraffic()
         self.violations: Counter[str] = Counter()
         """What workers got wrong, by the sessions' ``Violation.label``."""
         self.closes: Counter[int | None] = Counter()
