@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections import Counter
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from juniper_cascor_protocol.demo.server import TRAINING_PATH, LoopbackServer
 from juniper_cascor_protocol.demo.training_client import TrainingClient
 from juniper_cascor_protocol.envelope.base import BaseEnvelope
+from juniper_cascor_protocol.envelope.builders import BroadcastBuilder, to_wire_json
+from juniper_cascor_protocol.envelope.chunking import Chunker, Reassembler
 from juniper_cascor_protocol.envelope.sequence import SeqEvent, SequenceTracker
 from juniper_cascor_protocol.envelope.training import (
     CandidateProgressEnvelope,
@@ -20,6 +23,7 @@ from juniper_cascor_protocol.envelope.training import (
     StateEnvelope,
     TopologyEnvelope,
 )
+from juniper_cascor_protocol.envelope.training_session import ReassemblyExpired, TrainingEvent
 
 BROADCAST_TYPES: list[type[BaseEnvelope]] = [
     MetricsEnvelope,
@@ -250,3 +254,32 @@ def test_the_client_leaves_a_server_of_another_major_version_at_once(
     assert client.incompatible is not None
     assert (client.incompatible.announced, client.incompatible.server_version) == ("9.0", "future")
     assert received == []  # nothing after the greeting: not even the pong
+
+
+def test_an_incomplete_chunked_message_expires_while_nothing_arrives(
+    run: Any, scripted_peer: Any
+) -> None:
+    builder = BroadcastBuilder(chunker=Chunker(2048))
+    original = builder.draft(TopologyEnvelope, {"nodes": list(range(2000))})
+    first_chunk = to_wire_json(builder.frames(original)[0])
+    expired: list[ReassemblyExpired] = []
+
+    def keep(event: TrainingEvent) -> None:
+        if isinstance(event, ReassemblyExpired):
+            expired.append(event)
+
+    async def scenario() -> TrainingClient:
+        reassembler = functools.partial(Reassembler, max_age_seconds=0.2)
+        client = TrainingClient(reassembler=reassembler, on_event=keep)
+        async with scripted_peer([first_chunk], drain=True) as peer:
+            reader = asyncio.create_task(client.run(peer.url))
+            while not expired:  # the only message came long ago: the timer expires it
+                await asyncio.sleep(0.05)
+            await client.disconnect()
+            await reader
+        return client
+
+    client = run(scenario(), timeout=10)
+    assert [event.chunk_id for event in expired] == [json.loads(first_chunk)["data"]["chunk_id"]]
+    assert (client.session.in_flight, client.session.buffered_bytes) == (0, 0)
+    assert client.stats.session.reassembly.expired == 1

@@ -3,7 +3,8 @@
 The session validates every frame, checks ``seq``, reseeds on ``initial_metrics`` (counting the
 frames missed while away instead of reporting a gap), reassembles chunked messages within its
 bounds, checks the server's protocol version and says when to answer a ``ping``. The client only
-feeds it each message with the monotonic time, sends the replies, closes the connection when
+feeds it each message with the monotonic time, lets it age incomplete chunked messages every
+:data:`EXPIRE_INTERVAL_S` when nothing arrives, sends the replies, closes the connection when
 the server's version is incompatible, and wakes whoever waits for a ``seq``. Keep one client
 across reconnects: :meth:`TrainingClient.run` it again and the session carries over.
 """
@@ -11,6 +12,7 @@ across reconnects: :meth:`TrainingClient.run` it again and the session carries o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +38,10 @@ from juniper_cascor_protocol.envelope.training_session import (
     TrainingEvent,
 )
 
-__all__ = ["TrainingClient", "TrainingClientStats"]
+__all__ = ["EXPIRE_INTERVAL_S", "TrainingClient", "TrainingClientStats"]
+
+EXPIRE_INTERVAL_S: Final = 1.0
+"""How often the session's ``expire`` runs while connected, whatever arrives."""
 
 # Text frames up to this multiple of the client's limit reach the session and are counted as
 # oversized; longer ones make `websockets` close the connection (1009) before we see them.
@@ -118,6 +123,7 @@ class TrainingClient:
             async with connect(uri, **settings) as connection:
                 self._connection = connection
                 self._connections += 1
+                timer = asyncio.create_task(self._expire_forever(connection))
                 try:
                     while True:
                         message = await connection.recv()
@@ -126,6 +132,10 @@ class TrainingClient:
                         self._after_message()
                 except ConnectionClosed:
                     pass
+                finally:
+                    timer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await timer
         finally:
             self._connection = None
             self._subscribed.clear()
@@ -152,6 +162,12 @@ class TrainingClient:
         future = asyncio.get_running_loop().create_future()
         self._seq_waiters.append((seq, future))
         await future
+
+    async def _expire_forever(self, connection: ClientConnection) -> None:
+        while True:
+            await asyncio.sleep(EXPIRE_INTERVAL_S)
+            for event in self.session.expire(now=time.monotonic()):
+                await self._handle(connection, event)
 
     async def _handle(self, connection: ClientConnection, event: TrainingEvent) -> None:
         if isinstance(event, PingReceived):
