@@ -55,6 +55,7 @@ from juniper_cascor_protocol.envelope.training import (
     StateEnvelope,
     TopologyEnvelope,
 )
+from juniper_cascor_protocol.worker.close_codes import CloseCode
 from juniper_cascor_protocol.worker.tensor_names import (
     CANDIDATE_INPUT,
     CANDIDATE_UUID_KEY,
@@ -80,6 +81,8 @@ _TOPOLOGY_NODES: Final = 12_000
 # The worker's result is recomputed by the server; they may differ by rounding only.
 _SCORE_TOLERANCE: Final = 1e-9
 _TENSOR_TOLERANCE: Final = 1e-5
+# A worker ends its session after its task (1000), or the server ends it at shutdown (4010).
+_CLEAN_CLOSES: Final = frozenset({CloseCode.NORMAL, CloseCode.NO_MORE_WORK})
 
 
 async def run_demo(options: DemoOptions | None = None) -> DemoReport:
@@ -140,6 +143,7 @@ class _Demo:
             await self._worker_phase(server, tasks)
             for client in self.clients:
                 await client.disconnect()
+        self._check_worker_sessions()
 
     async def _guard(self, name: str, job: Coroutine[Any, Any, None]) -> None:
         """Run a client's loop, turning its failure into a problem instead of ending the run."""
@@ -243,6 +247,20 @@ class _Demo:
         await server.workers.close()
         for task, outcome in zip(work, self.outcomes, strict=True):
             self._check_outcome(task, outcome)
+
+    def _check_worker_sessions(self) -> None:
+        """Once every worker has left: what either end of a session saw go wrong."""
+        hub = self.server.workers if self.server is not None else None
+        if hub is not None and hub.violations:
+            self.problems.append(f"/ws/v1/workers server: violations {dict(hub.violations)}")
+        for worker in self.workers:
+            where = f"/ws/v1/workers {worker.worker_id}"
+            if worker.stats.problems:
+                self.problems.append(f"{where}: problems {dict(worker.stats.problems)}")
+            closed = worker.closed
+            if closed is None or closed.code not in _CLEAN_CLOSES:
+                code = None if closed is None else closed.code
+                self.problems.append(f"{where}: session ended with close code {code}")
 
     def _check_outcome(self, task: WorkerTask, outcome: TaskOutcome) -> None:
         where = f"/ws/v1/workers {task.task_id}"
