@@ -11,12 +11,19 @@ string at most :data:`MAX_DTYPE_BYTES`.
 Only plain numeric dtypes travel: ``bool``, ``int8``-``int64``, ``uint8``-``uint64``,
 ``float16``/``float32``/``float64`` and ``complex64``/``complex128``, in either byte order. A
 received dtype string is looked up in a fixed table of spellings (never handed to
-``numpy.dtype``, so a hostile peer can neither reach numpy's dtype parser nor grow a cache):
+``numpy.dtype``, so a hostile peer can neither reach numpy's dtype parser nor grow its cache):
 
 * the numpy name, e.g. ``"float32"`` (native byte order), or
 * the type string, e.g. ``"f4"``, with an optional byte-order prefix ``<``, ``>``, ``=`` or ``|``.
 
 ``longdouble`` is refused: its bytes mean different things on different platforms.
+
+Speed: most frames are small (metrics, heartbeats, short tensors), so the fixed cost of a call
+matters as much as the copy. Each direction remembers the last few hundred headers it checked:
+a ``bytes`` frame whose header bytes equal one that passed every check goes straight to the
+copy, and a plain ndarray whose dtype and shape were encoded before reuses its header.
+Everything else takes the full path, so what is accepted and every error message are the same
+either way, and a peer sending ever new headers only keeps the caches small.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 if TYPE_CHECKING:
-    from typing_extensions import Buffer
+    from collections.abc import Callable
 
 __all__ = ["DECODE_ERROR_PREFIXES", "MAX_DTYPE_BYTES", "MAX_FRAME_BYTES", "MAX_NDIM", "BinaryFrame"]
 
@@ -116,6 +123,29 @@ def _encode_table(decodable: dict[bytes, np.dtype[Any]]) -> dict[np.dtype[Any], 
 
 _DECODE_DTYPES = _decode_table()
 _ENCODE_DTYPES = _encode_table(_DECODE_DTYPES)
+
+# A header and a C-contiguous array's data, in one new bytes object. numpy's type stubs declare
+# ndarray a buffer on Python 3.12+ only; it is one everywhere, and casting here costs no call.
+_concatenate = cast("Callable[[tuple[bytes, NDArray[Any]]], bytes]", b"".join)
+
+
+class _Plan(NamedTuple):
+    """What a checked header says: how to read the array that follows it."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    data_start: int
+    """Where the data starts: the header's length."""
+    frame_size: int
+    """The only frame length this header allows."""
+
+
+_KNOWN_LIMIT = 256
+"""Entries each cache of checked headers holds before it starts afresh (some 100 KB at worst)."""
+# Header bytes -> plan, for headers that passed every check and describe a non-empty array.
+_KNOWN_PLANS: dict[bytes, _Plan] = {}
+# (dtype, shape) -> header bytes, for arrays that passed every check of the encoders.
+_KNOWN_HEADERS: dict[tuple[np.dtype[Any], tuple[int, ...]], bytes] = {}
 
 
 def dtype_from_text(text: str) -> np.dtype[Any] | None:
@@ -212,8 +242,13 @@ def _checked(array: object) -> tuple[NDArray[Any], _WireDtype, int]:
 
 
 def _header(array: NDArray[Any], wire: _WireDtype) -> bytes:
+    """The header of a checked array; remembered, so the next array like it skips the checks."""
     shape = array.shape
-    return wire.headers[len(shape)].pack(len(shape), *shape, len(wire.text), wire.text)
+    header = wire.headers[len(shape)].pack(len(shape), *shape, len(wire.text), wire.text)
+    if len(_KNOWN_HEADERS) >= _KNOWN_LIMIT:
+        _KNOWN_HEADERS.clear()
+    _KNOWN_HEADERS[array.dtype, shape] = header
+    return header
 
 
 def _byte_buffer(data: object) -> memoryview:
@@ -269,10 +304,16 @@ class BinaryFrame:
 
         Non-contiguous and Fortran-order arrays are copied to C order first (a second copy).
         """
+        if type(array) is np.ndarray:
+            # The frame size follows from dtype and shape alone, so a known pair has passed
+            # every check; only the memory order is left to see.
+            header = _KNOWN_HEADERS.get((array.dtype, array.shape))
+            if header is not None and array.flags.c_contiguous:
+                return _concatenate((header, array))
         checked, wire, _ = _checked(array)
         if not checked.flags.c_contiguous:
             checked = np.ascontiguousarray(checked)
-        return b"".join((_header(checked, wire), cast("Buffer", checked)))
+        return _concatenate((_header(checked, wire), checked))
 
     @staticmethod
     def encode_parts(array: NDArray[Any] | np.generic) -> tuple[bytes, memoryview]:
@@ -339,15 +380,62 @@ class BinaryFrame:
         leaving the view on freed memory. ``memoryview.release()`` on the caller's own view
         is allowed and leaves the decoded view intact.
         """
-        if type(data) is bytes or type(data) is bytearray:
+        if type(data) is bytes:  # what WebSocket libraries deliver: the hot path, inlined
+            # Where the header ends, from the low bytes of the ndim and dtype-length fields:
+            # the lookup compares every header byte, so a hit is a header that passed every
+            # check (zero high bytes included), and only the frame's length is left to check.
+            try:
+                length_at = 4 + 4 * data[0]
+                plan = _KNOWN_PLANS.get(data[: length_at + 4 + data[length_at]])
+            except IndexError:  # too short to hold a header: the full checks say why
+                plan = None
+            if plan is None or plan.frame_size != len(data):
+                plan = _checked_plan(data)
+            shape, dtype, data_start, frame_size = plan
+            if frame_size == data_start:
+                return _empty_array(shape, dtype, copy)
+            # Immutable: the reference in ``base`` is all it takes to keep the memory.
+            array = np.ndarray(shape, dtype, data, data_start)
+            return array.copy() if copy else array  # already read-only, no flag write
+        if type(data) is bytearray:
             return _decode(data, copy)
         with _byte_buffer(data) as buf:
             # Released on the way out, raising included; a returned view holds its own export.
             return _decode(buf, copy)
 
 
-def _decode(buf: bytes | bytearray | memoryview, copy: bool) -> NDArray[Any]:
-    """:meth:`BinaryFrame.decode` of a flat byte buffer (``len`` counts bytes)."""
+def _decode(buf: bytearray | memoryview, copy: bool) -> NDArray[Any]:
+    """:meth:`BinaryFrame.decode` of a flat, possibly writable byte buffer."""
+    shape, dtype, data_start, frame_size = _checked_plan(buf)
+    if frame_size == data_start:
+        return _empty_array(shape, dtype, copy)
+    # np.frombuffer, unlike np.ndarray(buffer=...), keeps a buffer export (a memoryview in
+    # ``base``) for the array's life, so nobody can resize or free the memory under it, not
+    # even while ``copy`` runs with the GIL released.
+    array = np.frombuffer(buf, dtype, -1, data_start)
+    if len(shape) != 1:
+        array = array.reshape(shape)
+    if copy:
+        return array.copy()
+    array.setflags(write=False)
+    return array
+
+
+def _empty_array(shape: tuple[int, ...], dtype: np.dtype[Any], copy: bool) -> NDArray[Any]:
+    """The array of a frame without data; read-only for ``copy=False`` like every view."""
+    try:
+        array = np.empty(shape, dtype)
+    except ValueError as exc:  # numpy bounds the product of the non-zero dimensions
+        raise ValueError(
+            f"Data size mismatch: shape {shape} of {dtype} is beyond numpy: {exc}"
+        ) from None
+    if not copy:
+        array.setflags(write=False)
+    return array
+
+
+def _checked_plan(buf: bytes | bytearray | memoryview) -> _Plan:
+    """Check every field of ``buf``'s header; ``ValueError`` naming the first one that fails."""
     size = len(buf)
     if size > MAX_FRAME_BYTES:
         raise ValueError(
@@ -388,33 +476,15 @@ def _decode(buf: bytes | bytearray | memoryview, copy: bool) -> NDArray[Any]:
     dtype = _DECODE_DTYPES.get(text)
     if dtype is None:
         raise ValueError(_invalid_dtype_text(text))
-    count = math.prod(shape)
-    expected = count * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize
     if size - data_start != expected:
         raise ValueError(
             f"Data size mismatch: shape {shape} of {dtype} needs {expected} bytes, "
             f"the frame carries {size - data_start}"
         )
-    if count == 0:
-        try:
-            array = np.empty(shape, dtype)
-        except ValueError as exc:  # numpy bounds the product of the non-zero dimensions
-            raise ValueError(
-                f"Data size mismatch: shape {shape} of {dtype} is beyond numpy: {exc}"
-            ) from None
-        if copy:
-            return array
-    elif type(buf) is bytes:  # immutable: the reference in ``base`` is all it takes
-        array = np.ndarray(shape, dtype, buf, data_start)
-        return array.copy() if copy else array  # already read-only, no flag write
-    else:
-        # np.frombuffer, unlike np.ndarray(buffer=...), keeps a buffer export (a memoryview
-        # in ``base``) for the array's life, so nobody can resize or free the memory under
-        # it, not even while ``copy`` runs with the GIL released.
-        array = np.frombuffer(buf, dtype, count, data_start)
-        if ndim != 1:
-            array = array.reshape(shape)
-        if copy:
-            return array.copy()
-    array.setflags(write=False)
-    return array
+    plan = _Plan(shape, dtype, data_start, size)
+    if expected:  # an empty array's shape may still be beyond numpy: never skip that check
+        if len(_KNOWN_PLANS) >= _KNOWN_LIMIT:
+            _KNOWN_PLANS.clear()
+        _KNOWN_PLANS[bytes(buf[:data_start])] = plan
+    return plan
