@@ -273,11 +273,12 @@ def validate_envelope(frame: dict[str, Any], *, labels: LabelBudget | None = Non
         # ``dict.get``, not ``frame.get``: a dict subclass may override ``get``. A str subclass
         # (a StrEnum member, say) dispatches like its value.
         type_ = dict.get(frame, "type")
+        if type(type_) is not str and isinstance(type_, str):
+            # Read by value: the subclass's own ``__eq__`` and ``__hash__`` never run, and
+            # strict ``Literal`` refuses a str subclass on older Pydantic.
+            frame = dict(dict.items(frame))
+            frame["type"] = type_ = _exact_str(type_)
         if isinstance(type_, str) and type_ in KNOWN_ENVELOPES:
-            if type(type_) is not str:
-                # Strict ``Literal`` refuses a str subclass on older Pydantic: pass its value.
-                frame = dict(dict.items(frame))
-                frame["type"] = "".join((type_,))
             result = _validate_python(frame, strict=True)
             # Exact type checks: ``isinstance`` on a model class goes through ``ABCMeta``.
             result_type = type(result)
