@@ -1,16 +1,21 @@
 """Differential test: a real JSON Schema validator and the Python validators agree on every frame.
 
-Frames are drawn from the schemas themselves (valid ones), then mutated (near-valid ones: a field
-removed, or a value replaced by one from ``_TRICKY_VALUES``). Each frame gets a verdict from
+Frames are drawn from each per-type schema (valid ones), then most of them are mutated up to three
+times (near-valid ones): a value removed, replaced by one of ``_TRICKY_VALUES``, an array grown
+past every length limit, or an object given an unknown key. Each frame gets a verdict from
 ``jsonschema`` and from the validator that is the truth for it (``validate_envelope``,
 ``parse_command``, ``parse_worker_message``); they must agree, for the endpoint's combined schema
 and for the per-type schema the frame was drawn from.
 
-One rule is beyond JSON Schema and stated in the schemas' descriptions: an integer must be written
-as one (``3``, not ``3.0``). ``jsonschema`` is run here with that rule as its ``integer`` type
-(a Python ``int``, which is what ``json.loads`` gives for an integer written as one); every other
-keyword is ``jsonschema``'s own. ``test_schema.py`` checks that the stock validator differs only
-as the descriptions say.
+Two rules are beyond JSON Schema and stated in the schemas' descriptions:
+
+* an integer must be written as one (``3``, not ``3.0``). ``jsonschema`` is run here with that
+  rule as its ``integer`` type (a Python ``int``, which is what ``json.loads`` gives for an integer
+  written as one); every other keyword is ``jsonschema``'s own;
+* a request's strings must be Unicode text: a frame with a lone surrogate there must be refused by
+  ``parse_command``, and is not compared.
+
+``test_schema.py`` checks that the stock validator differs on these only as the descriptions say.
 """
 
 from __future__ import annotations
@@ -119,7 +124,7 @@ def _numbers(schema: Mapping[str, Any], *, integers_only: bool) -> st.SearchStra
 
 
 def _objects(schema: Mapping[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
-    properties = {name: values_of(sub) for name, sub in schema.get("properties", {}).items()}
+    properties = {name: _values_of(sub) for name, sub in schema.get("properties", {}).items()}
     required = set(schema.get("required", ()))
     unknown_required = required - properties.keys()
     if unknown_required:
@@ -131,7 +136,7 @@ def _objects(schema: Mapping[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     additional = schema.get("additionalProperties", True)
     if additional is False:
         return fields
-    extra_values = _JSON_VALUES if additional is True else values_of(additional)
+    extra_values = _JSON_VALUES if additional is True else _values_of(additional)
     extra_keys = st.text(max_size=8).filter(lambda key: key not in properties)
     # Entries of a schema of their own (a tensor manifest's) are what the test is after.
     extras = st.dictionaries(
@@ -140,7 +145,7 @@ def _objects(schema: Mapping[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     return st.builds(lambda more, known: {**more, **known}, extras, fields)
 
 
-def values_of(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
+def _values_of(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
     """Values valid for ``schema``, for the keywords the schemas use; any other one is an error."""
     unknown = schema.keys() - _UNDERSTOOD - _ANNOTATIONS
     if unknown:
@@ -152,7 +157,7 @@ def values_of(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
     if "enum" in schema:
         return st.sampled_from(schema["enum"])
     if "anyOf" in schema:
-        return st.one_of([values_of(sub) for sub in schema["anyOf"]])
+        return st.one_of([_values_of(sub) for sub in schema["anyOf"]])
     kind = schema.get("type")
     if kind is None:
         return _JSON_VALUES
@@ -167,7 +172,7 @@ def values_of(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
     if kind == "null":
         return st.none()
     if kind == "array":
-        items = values_of(schema["items"]) if "items" in schema else _JSON_VALUES
+        items = _values_of(schema["items"]) if "items" in schema else _JSON_VALUES
         return st.lists(items, max_size=min(schema.get("maxItems", 4), 12))
     if kind == "object":
         return _objects(schema)
@@ -292,7 +297,7 @@ def _near_valid(
 
 def _frames(schema: Mapping[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     """Frames of ``schema``: valid about one time in six, near-valid otherwise."""
-    return values_of(schema).flatmap(lambda frame: _near_valid(frame, schema))
+    return _values_of(schema).flatmap(lambda frame: _near_valid(frame, schema))
 
 
 # --- verdicts ---------------------------------------------------------------------------------
@@ -426,4 +431,4 @@ def test_the_frame_generator_knows_every_keyword_of_every_schema() -> None:
     for name, schema in SCHEMAS.items():
         variants = schema.get("$defs", {name: schema})
         for variant in variants.values():
-            values_of(variant).validate()
+            _values_of(variant).validate()

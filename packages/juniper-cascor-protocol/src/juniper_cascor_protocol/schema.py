@@ -13,8 +13,8 @@ The Python validators are the truth, and each schema says what they say, frame f
   (``oneOf`` the per-type schemas, with an OpenAPI-style ``discriminator``).
 
 What JSON Schema cannot express is stated in each schema's ``description`` (see
-``_LIMIT_NOTES``). ``write_schemas`` writes the files and ``check_schemas`` reports drift; the
-committed ``schemas/`` folder is exactly what ``write_schemas`` writes.
+``_limit_notes`` and ``_unicode_note``). ``write_schemas`` writes the files and ``check_schemas``
+reports drift; the committed ``schemas/`` folder is exactly what ``write_schemas`` writes.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def _envelope_schema(type_name: str, model: type[BaseEnvelope], endpoint: str) -
     schema = _model_schema(model)
     # ``validate_envelope`` dispatches on ``type``: the model's default does not apply on the wire.
     schema["properties"]["type"].pop("default", None)
-    schema["required"] = ["type", *(name for name in schema["required"] if name != "type")]
+    schema["required"] = ["type", *(name for name in schema.get("required", ()) if name != "type")]
     lead = f"The `{type_name}` envelope that the server sends on {endpoint}."
     return _finish(f"envelope:{type_name}", schema, lead, model.__doc__)
 
@@ -138,8 +138,8 @@ def _admits_string(field_schema: Mapping[str, Any]) -> bool:
 
 def _control_command_schema() -> dict[str, Any]:
     schema = _model_schema(ControlCommand)
-    # ``parse_command`` validates in Pydantic's lax mode, whose strings must be Unicode text;
-    # the envelopes, validated strictly, and the worker messages take any decoded string.
+    # ``parse_command`` refuses a lone surrogate in a request's strings (it could never be
+    # echoed back); the envelopes and the worker messages take any decoded string.
     text_fields = [name for name, field in schema["properties"].items() if _admits_string(field)]
     lead = "A request that a client sends on /ws/control; it carries no `type`."
     docstring = ControlCommand.__doc__
@@ -170,6 +170,8 @@ def _finite_number() -> dict[str, Any]:
 
 
 def _tensor_spec_schema() -> dict[str, Any]:
+    # The worker wheel's own tables (private there): the spellings ``dtype_from_text`` accepts
+    # and the bound ``check_manifest`` puts on a dimension.
     spellings = sorted(text.decode() for text in binary_frame._DECODE_DTYPES)
     return {
         "type": "object",
