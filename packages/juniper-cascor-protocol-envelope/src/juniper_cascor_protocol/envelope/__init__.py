@@ -6,8 +6,7 @@
 never raise on what a peer sent.
 """
 
-from importlib.metadata import version as _distribution_version
-
+from juniper_cascor_protocol.envelope._version import __version__
 from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
 from juniper_cascor_protocol.envelope.builders import (
     BroadcastBuilder,
@@ -126,8 +125,6 @@ from juniper_cascor_protocol.envelope.validate import (
     validate_envelope,
     validate_envelope_json,
 )
-
-__version__: str = _distribution_version("juniper-cascor-protocol-envelope")
 
 __all__ = [
     "CHUNK_OVERHEAD_BYTES",
