@@ -11,10 +11,15 @@ pyenv, whose version folders are added to PATH here so a fresh machine finds the
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import nox
 from packaging.requirements import Requirement
@@ -28,6 +33,17 @@ META = PACKAGES / "juniper-cascor-protocol"
 PYTHONS = ["3.11", "3.12", "3.13"]
 # numpy 1.26 publishes no wheels for Python 3.13.
 NUMPY_1_PYTHONS = ["3.11", "3.12"]
+
+PYRIGHT = "pyright[nodejs]==1.1.414"
+"""pyright for `typecheck`'s type-completeness check, with a Node.js wheel from PyPI so that
+nothing is fetched when it runs; pinned, so that a newer, stricter pyright is adopted on purpose."""
+
+TYPE_VERIFIED_MODULES = (
+    "juniper_cascor_protocol",
+    "juniper_cascor_protocol.envelope",
+    "juniper_cascor_protocol.worker",
+)
+"""What consumers type-check against: each, with all its public submodules, must be complete."""
 
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
@@ -107,7 +123,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHONS[0])
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over every package's sources and build hooks, the tests, the benchmarks and
-    the noxfile."""
+    the noxfile; then pyright --verifytypes over the built wheels, as consumers see them."""
     _sync(session)
     session.run(
         "mypy",
@@ -133,6 +149,72 @@ def typecheck(session: nox.Session) -> None:
     session.install("hatchling>=1.21")
     for package in (ENVELOPE, WORKER, META):
         session.run("mypy", str(package / "hatch_build.py"))
+    _verify_types(session)
+
+
+def _verify_types(session: nox.Session) -> None:
+    """`pyright --verifytypes` of every module in TYPE_VERIFIED_MODULES, from the built wheels.
+
+    Each must score 100% (no exported symbol of unknown or ambiguous type) and document every
+    public class and function. The wheels go into a fresh venv: against the workspace's
+    editable install pyright finds no `py.typed`.
+    """
+    with tempfile.TemporaryDirectory(prefix="verifytypes-") as scratch:
+        wheels, venv, empty = (Path(scratch) / name for name in ("wheels", "venv", "empty"))
+        empty.mkdir()
+        for package in (ENVELOPE, WORKER, META):
+            session.run("uv", "build", "--quiet", "--wheel", "--out-dir", str(wheels), str(package))
+        interpreter = shutil.which("python", path=session.bin) or f"python{PYTHONS[0]}"
+        session.run("uv", "venv", "--quiet", "--python", interpreter, str(venv))
+        bin_dir = venv / ("Scripts" if sys.platform == "win32" else "bin")
+        built = sorted(str(wheel) for wheel in wheels.glob("*.whl"))
+        session.run("uv", "pip", "install", "--quiet", "--python", str(venv), *built, PYRIGHT)
+        pyright = shutil.which("pyright", path=str(bin_dir))
+        if pyright is None:
+            session.error(f"{PYRIGHT} installed no pyright command in {bin_dir}")
+        environment = {
+            **os.environ,
+            # pyright reads the packages of the first `python` on PATH (it ignores --pythonpath
+            # with --verifytypes), and nox would put the session's own first: hence not
+            # session.run.
+            "PATH": os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")]),
+            "VIRTUAL_ENV": str(venv),
+            "PYRIGHT_PYTHON_IGNORE_WARNINGS": "1",  # no look-up of pyright's latest release
+            "PYRIGHT_PYTHON_GLOBAL_NODE": "0",  # the Node.js wheel, whatever node is installed
+        }
+        problems: list[str] = []
+        for module in TYPE_VERIFIED_MODULES:
+            command = [pyright, "--verifytypes", module, "--ignoreexternal", "--outputjson"]
+            session.log(" ".join(["pyright", *command[1:]]))
+            run = subprocess.run(
+                command, cwd=empty, env=environment, capture_output=True, text=True, check=False
+            )
+            problems += _incomplete_types(module, run)
+    if problems:
+        session.error("type completeness (pyright --verifytypes):\n" + "\n".join(problems))
+
+
+def _incomplete_types(module: str, run: subprocess.CompletedProcess[str]) -> list[str]:
+    """Every problem of one `pyright --verifytypes --outputjson` run, one line each."""
+    try:
+        report: dict[str, Any] = json.loads(run.stdout)
+        completeness: dict[str, Any] = report["typeCompleteness"]
+    except (ValueError, KeyError):
+        return [f"{module}: pyright exited {run.returncode} without a report: {run.stderr}"]
+    problems = [
+        f"{module}: {diagnostic['message']}"
+        for diagnostic in report.get("generalDiagnostics", [])
+        if diagnostic["severity"] != "information"
+    ]
+    problems += [
+        f"{module}: {symbol['name']}: {diagnostic['message']}"
+        for symbol in completeness["symbols"]
+        for diagnostic in symbol["diagnostics"]
+        if diagnostic["severity"] != "information"
+    ]
+    if run.returncode != 0 and not problems:
+        problems.append(f"{module}: pyright exited {run.returncode}: {run.stderr}")
+    return problems
 
 
 @nox.session
