@@ -289,3 +289,37 @@ def test_a_task_no_worker_finishes_fails_after_its_last_attempt(run: Any) -> Non
     outcome = run(scenario())
     assert (outcome.task_id, outcome.accepted, outcome.attempts) == ("doomed", False, 2)
     assert outcome.problems == ["the worker left (attempt 2 of 2)"]
+
+
+def test_the_timers_keep_a_live_worker_connected_and_close_a_silent_one(run: Any) -> None:
+    """Both ends' timers: heartbeats when due keep a session alive; silence ends it (4011)."""
+    # A worker heartbeats at least every second; a session is gone after 3 silent intervals.
+    hub = WorkerHub(heartbeat_interval=1.0)
+
+    async def scenario() -> tuple[DemoWorker, int | None, TaskOutcome]:
+        async with LoopbackServer(workers=hub) as server:
+            url = server.url(WORKERS_PATH)
+            live = DemoWorker("live")
+            runner = asyncio.create_task(live.run(url, max_tasks=1))
+            async with connect(url, compression=None) as silent:
+                await silent.recv()  # connection_established
+                register = RegisterMessage(worker_id="silent", capabilities={})
+                await silent.send(json.dumps(register.to_wire()))
+                await silent.recv()  # registration_ack; then nothing, ever
+                try:
+                    while True:
+                        await silent.recv()  # the server's answers to nothing: none
+                except ConnectionClosed as closed:
+                    code = closed.rcvd.code if closed.rcvd else None
+            # The live worker outlived the silent one; it still takes a task.
+            outcome = await hub.submit(WorkerTask.create("late", make_task_tensors(4_000, seed=9)))
+            await runner
+            return live, code, outcome
+
+    live, silent_code, outcome = run(scenario(), timeout=30)
+    assert silent_code == CloseCode.PEER_SILENT
+    assert (outcome.worker_id, outcome.accepted) == ("live", True)
+    assert live.stats.heartbeats_sent >= 2
+    assert hub.heartbeats_received == live.stats.heartbeats_sent
+    assert live.stats.heartbeats_received >= 1  # the answer to the last may cross the close
+    assert hub.closes[CloseCode.PEER_SILENT] == 1

@@ -53,6 +53,7 @@ class SessionSocket(Generic[S]):
         self.traffic = traffic
         self._write_lock = asyncio.Lock()
         self._socket_closed = False
+        self._stopping = asyncio.Event()
 
     @property
     def ended(self) -> bool:
@@ -83,9 +84,9 @@ class SessionSocket(Generic[S]):
             while not self.ended:
                 await handle(await self._receive())
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            # Stopped between ticks, never in the middle of one: its events are handled.
+            self._stopping.set()
+            await ticker
 
     async def _receive(self) -> list[SessionEvent]:
         try:
@@ -104,7 +105,10 @@ class SessionSocket(Generic[S]):
 
     async def _tick(self, handle: EventHandler) -> None:
         while not self.ended:
-            await asyncio.sleep(TICK_INTERVAL_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), TICK_INTERVAL_S)
+            if self._stopping.is_set():
+                return
             events = self.session.tick(time.time())
             await self._settle()
             await handle(events)
