@@ -29,17 +29,19 @@ from juniper_cascor_protocol.envelope.control import (
 )
 from juniper_cascor_protocol.envelope.validate import validate_envelope_json
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
-    max_leaves=15,
-)
+
+def json_values_with(floats: st.SearchStrategy[float]) -> st.SearchStrategy[Any]:
+    return st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63) | floats | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=10), children, max_size=4)
+        ),
+        max_leaves=15,
+    )
+
+
+json_values = json_values_with(st.floats(allow_nan=False, allow_infinity=False))
 
 
 def test_the_six_commands_and_four_statuses_of_the_spec() -> None:
@@ -416,13 +418,7 @@ class TestStrictAndHostileFrames:
             assert parsed.code == INVALID_COMMAND_CODE
 
 
-json_values_with_non_finite = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats() | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
-    max_leaves=15,
-)
+json_values_with_non_finite = json_values_with(st.floats())
 
 
 def _as_json_module_writes(value: Any) -> str:
