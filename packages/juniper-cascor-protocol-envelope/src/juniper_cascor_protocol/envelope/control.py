@@ -23,7 +23,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias
 
 from pydantic import (
     AfterValidator,
@@ -157,7 +157,7 @@ class ControlCommand(BaseModel):
         return {"command_id"} if self.command_id is None else None
 
 
-Problem = tuple[tuple[str | int, ...], str]
+Problem: TypeAlias = tuple[tuple[str | int, ...], str]
 """One problem as a ``(path, message)`` pair; ``()`` is the request itself."""
 
 

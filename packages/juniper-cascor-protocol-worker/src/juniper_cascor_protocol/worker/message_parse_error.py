@@ -7,7 +7,7 @@ and stays the ``list[FieldError]`` the parsers returned before it had a name.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, TypeAlias
 
 from juniper_cascor_protocol.worker._bounded_text import clip
 from juniper_cascor_protocol.worker.field_error import FieldError
@@ -19,7 +19,7 @@ PARSE_ERROR_LABELS: Final = frozenset(
 )
 """Every ``MessageParseError.label``: a fixed set, safe to use as a metric label."""
 
-Problem = tuple[tuple[str | int, ...], str]
+Problem: TypeAlias = tuple[tuple[str | int, ...], str]
 """One problem as a ``(path, message)`` pair; ``()`` is the message itself."""
 
 
@@ -31,6 +31,9 @@ class MessageParseError(list[FieldError]):
     """
 
     __slots__ = ("label",)
+
+    label: str
+    """One of :data:`PARSE_ERROR_LABELS`."""
 
     def __init__(self, errors: Iterable[FieldError], label: str) -> None:
         if label not in PARSE_ERROR_LABELS:
