@@ -159,11 +159,39 @@ class BaseEnvelope(BaseModel):
                 return text
         options.pop("ensure_ascii", None)
         return json.dumps(
-            super().model_dump(mode="python", **options),
+            _python_values(self, options),
             indent=indent,
             separators=None if indent is not None else (",", ":"),
             default=to_jsonable_python,  # what is not JSON-native, as Pydantic's JSON mode has it
         )
+
+
+def _python_values(envelope: BaseEnvelope, options: dict[str, Any]) -> dict[str, Any]:
+    """``model_dump(mode="python")``, even with an unknown key holding a lone surrogate.
+
+    Pydantic cannot dump such a key (nor exclude it), which the fallback envelope of a frame
+    keeps, as it keeps every string key: those keys are added after the others, their values
+    as received.
+    """
+    extra = envelope.__pydantic_extra__ or {}
+    unencodable = [key for key in extra if not _encodable(key)]
+    if not unencodable or options.get("include") is not None:
+        return BaseModel.model_dump(envelope, mode="python", **options)
+    rest = envelope.model_copy()  # shallow: the values are not copied
+    rest.__pydantic_extra__ = {key: value for key, value in extra.items() if _encodable(key)}
+    excluded = options.get("exclude") or ()
+    kept = {key: extra[key] for key in unencodable if key not in excluded}
+    if options.get("exclude_none"):
+        kept = {key: value for key, value in kept.items() if value is not None}
+    return {**BaseModel.model_dump(rest, mode="python", **options), **kept}
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _holds_none_extra(envelope: BaseModel) -> bool:

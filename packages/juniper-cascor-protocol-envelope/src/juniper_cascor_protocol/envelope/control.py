@@ -33,7 +33,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
-from pydantic_core import from_json
+from pydantic_core import PydanticSerializationError, from_json, to_jsonable_python
 
 from juniper_cascor_protocol.envelope.base import (
     _WIRE_MODEL_CONFIG,
@@ -147,11 +147,31 @@ class ControlCommand(BaseModel):
 
     def to_wire_dict(self) -> dict[str, Any]:
         """The request as the JSON-compatible dict sent on the wire (no ``None`` id)."""
-        return self.model_dump(mode="json", exclude=self._absent())
+        try:
+            return self.model_dump(mode="json", exclude=self._absent())
+        except (PydanticSerializationError, UnicodeEncodeError):  # a lone surrogate: see below
+            return json.loads(self.to_wire_json())  # type: ignore[no-any-return]
 
     def to_wire_json(self) -> str:
-        """The request as the JSON text frame sent on the wire (no ``None`` id)."""
-        return self.model_dump_json(exclude=self._absent())
+        """The request as the JSON text frame sent on the wire (no ``None`` id).
+
+        A string holding a lone surrogate (``"\\ud800"``, which :func:`json.loads` reads) in
+        ``params`` or an unknown key cannot be encoded as UTF-8 (Pydantic fails on such a value
+        and writes ``"\\ufffd"`` for such a key): such a request is written by
+        :func:`json.dumps`, every non-ASCII character escaped, and reads back equal.
+        """
+        try:
+            text = self.model_dump_json(exclude=self._absent())
+        except PydanticSerializationError:
+            pass
+        else:
+            if "\ufffd" not in text:  # else maybe written for a surrogate: json.dumps decides
+                return text
+        return json.dumps(
+            self.model_dump(mode="python", exclude=self._absent()),
+            separators=(",", ":"),
+            default=to_jsonable_python,
+        )
 
     def _absent(self) -> set[str] | None:
         return {"command_id"} if self.command_id is None else None
