@@ -1,8 +1,8 @@
 """Test matrix of the juniper-cascor-protocol workspace.
 
-`nox` runs every default session; `nox -s bench` runs the benchmarks. Sessions build their
-virtual environments with uv from `uv.lock`, then override the one dependency a matrix axis
-varies (numpy for the worker, Pydantic for the envelope).
+`nox` runs every default session; `nox -s bench` runs the benchmarks, `nox -s fuzz` the
+fuzzer. Sessions build their virtual environments with uv from `uv.lock`, then override the one
+dependency a matrix axis varies (numpy for the worker, Pydantic for the envelope).
 
 Interpreters are never downloaded: each Python of the matrix must be on PATH or installed by
 pyenv, whose version folders are added to PATH here so a fresh machine finds them.
@@ -144,6 +144,7 @@ def typecheck(session: nox.Session) -> None:
     ):
         session.run("mypy", str(folder))
     session.run("mypy", "benchmarks")
+    session.run("mypy", "fuzz")
     # The build hooks import hatchling, which the workspace does not install; each package has
     # its own hatch_build.py, so each is a module of that name and is checked on its own.
     session.install("hatchling>=1.21")
@@ -270,3 +271,17 @@ def bench(session: nox.Session) -> None:
         "--benchmark-sort=name",
         *session.posargs,
     )
+
+
+@nox.session(python=PYTHONS[0])
+def fuzz(session: nox.Session) -> None:
+    """Coverage-guided fuzzing (atheris) of every function that reads a peer's bytes: 15 s per
+    target by default; `nox -s fuzz -- --seconds 600 --parallel 2` runs longer (fuzz/README.md).
+
+    Not a default session: atheris publishes wheels for Linux x86_64 only, and a timed run is
+    not reproducible; every finding is locked by a regression test in the default run instead.
+    """
+    _sync(session)
+    # Only wheels: building atheris needs clang and a libFuzzer of its own.
+    session.install("--only-binary=atheris", "atheris>=2.3")
+    session.run("python", "-m", "fuzz.run", *session.posargs)
