@@ -6,10 +6,12 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["LOOPBACK_HOST", "DemoOptions"]
+__all__ = ["LOOPBACK_HOST", "SERVER_VERSION", "DemoOptions"]
 
 LOOPBACK_HOST: Final = "127.0.0.1"
 """The only address the demo binds or connects to: it never listens beyond this machine."""
+SERVER_VERSION: Final = "loopback-demo"
+"""The ``server_version`` the demo's server announces on every endpoint."""
 
 _MAX_FRAMES: Final = 1_000_000
 _MAX_CLIENTS: Final = 64

@@ -17,10 +17,10 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from juniper_cascor_protocol.demo.control_service import ControlService
-from juniper_cascor_protocol.demo.options import LOOPBACK_HOST
+from juniper_cascor_protocol.demo.options import LOOPBACK_HOST, SERVER_VERSION
 from juniper_cascor_protocol.demo.training_hub import TrainingHub
 from juniper_cascor_protocol.demo.transport import connection_settings
-from juniper_cascor_protocol.demo.worker_hub import SERVER_VERSION, WorkerHub
+from juniper_cascor_protocol.demo.worker_hub import WorkerHub
 from juniper_cascor_protocol.envelope.chunking import DEFAULT_MAX_FRAME_BYTES, Chunker
 from juniper_cascor_protocol.envelope.training import StateEnvelope
 from juniper_cascor_protocol.envelope.training_session import TrainingProducerSession

@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 from websockets.asyncio.server import ServerConnection
 
+from juniper_cascor_protocol.demo.options import SERVER_VERSION
 from juniper_cascor_protocol.demo.worker_wire import SessionSocket, TensorTraffic
 from juniper_cascor_protocol.worker.close_codes import CloseCode
 from juniper_cascor_protocol.worker.messages import HeartbeatMessage, TaskResultMessage
@@ -54,7 +55,6 @@ CRC32_KEY: Final = "crc32"
 end-to-end check that tensors arrive bit-exact (a worker that does not know it ignores it)."""
 MAX_ATTEMPTS: Final = 3
 """How many times a task is assigned before its worker leaving (or timing out) is its outcome."""
-SERVER_VERSION: Final = "loopback-demo"
 
 
 def crc32(array: NDArray[Any]) -> int:
