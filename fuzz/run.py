@@ -8,7 +8,7 @@ executions and libFuzzer's coverage counters (``cov``: instrumented edges reache
 features) once the seeds are loaded and at the end. Any contract violation, uncaught exception,
 timeout (an input taking over ``--timeout`` seconds) or memory blow-up (``--rss-limit-mb``)
 fails the run: the reproducer is in ``fuzz/findings/`` and, for an exception, a minimized copy
-beside it (``.min``), the full log in ``fuzz/logs/<target>.log``.
+beside it (``.min``), the full log in ``fuzz/logs/<date-time>/<target>.log``.
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ def main() -> int:
     args = parser.parse_args()
     targets = args.targets or list(TARGETS)
     (FUZZ / "findings").mkdir(exist_ok=True)
-    (FUZZ / "logs").mkdir(exist_ok=True)
+    logs = FUZZ / "logs" / time.strftime("%Y%m%d-%H%M%S")  # one folder per run: runs may overlap
+    logs.mkdir(parents=True, exist_ok=True)
     before = set((FUZZ / "findings").iterdir())
     waiting = list(targets)
     running: list[tuple[str, subprocess.Popen[bytes], float, Path]] = []
@@ -125,7 +126,7 @@ def main() -> int:
         while waiting and len(running) < args.parallel:
             target = waiting.pop(0)
             attempt = sum(outcome.target == target for outcome in outcomes)
-            log = FUZZ / "logs" / f"{target}{f'.{attempt}' if attempt else ''}.log"
+            log = logs / f"{target}{f'.{attempt}' if attempt else ''}.log"
             with log.open("wb") as sink:
                 process = subprocess.Popen(
                     _command(target, args, budgets.get(target, args.seconds)),
