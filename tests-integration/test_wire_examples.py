@@ -48,11 +48,14 @@ from juniper_cascor_protocol.envelope.control import (
 from juniper_cascor_protocol.envelope.labels import RESERVED_LABELS
 from juniper_cascor_protocol.worker import (
     DECODE_ERROR_PREFIXES,
+    PARSE_ERROR_LABELS,
     WORKER_MESSAGES,
     BinaryFrame,
+    MessageParseError,
     WorkerMessage,
     WorkerMessageType,
     parse_worker_message,
+    parse_worker_message_json,
 )
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -135,6 +138,8 @@ def test_the_corpus_covers_every_type_command_code_and_error_prefix() -> None:
     assert codes == {UNKNOWN_COMMAND_CODE, INVALID_COMMAND_CODE, MALFORMED_JSON_CODE}
     messages = {e["expect"]["type"] for e in WORKERS if e["expect"]["verdict"] == "message"}
     assert messages == set(WorkerMessageType)
+    refusals = {e["expect"]["label"] for e in WORKERS if e["expect"]["verdict"] == "errors"}
+    assert refusals == PARSE_ERROR_LABELS
     prefixes = {e["expect"]["error_prefix"] for e in FRAMES if e["expect"]["verdict"] == "error"}
     assert prefixes == set(DECODE_ERROR_PREFIXES)
 
@@ -322,10 +327,17 @@ def _without_nulls(message: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("example", WORKERS, ids=_ids(WORKERS))
 def test_worker_message_example(example: Example) -> None:
     expect = example["expect"]
-    decoded = json.loads(example["text"])
-    parsed = parse_worker_message(decoded)
+    parsed = parse_worker_message_json(example["text"])
+    try:
+        decoded: object = json.loads(example["text"])
+    except ValueError:
+        decoded = None
+    else:
+        # The dict entry point gives the same verdict as the text one.
+        assert parse_worker_message(decoded) == parsed
     if expect["verdict"] == "message":
         assert isinstance(parsed, WorkerMessage), parsed
+        assert isinstance(decoded, dict)
         assert type(parsed) is WORKER_MESSAGES[WorkerMessageType(expect["type"])]
         if "dumps_as" in expect:
             assert parsed.to_wire() == expect["dumps_as"]
@@ -335,7 +347,8 @@ def test_worker_message_example(example: Example) -> None:
         assert dict(parsed.extra) == expect.get("extra", {})
         return
     assert expect["verdict"] == "errors"
-    assert isinstance(parsed, list), parsed
+    assert isinstance(parsed, MessageParseError), parsed
+    assert parsed.label == expect["label"]
     paths = sorted((list(error.path) for error in parsed), key=repr)
     assert paths == sorted(expect["paths"], key=repr), [str(error) for error in parsed]
 
