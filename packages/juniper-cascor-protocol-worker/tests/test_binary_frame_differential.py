@@ -318,4 +318,5 @@ def test_the_remembered_headers_stay_bounded() -> None:
     for count in range(1, 4 * codec._KNOWN_LIMIT):
         BinaryFrame.decode(BinaryFrame.encode(np.zeros(count, np.uint8)))
         assert len(codec._KNOWN_PLANS) <= codec._KNOWN_LIMIT
-        assert len(codec._KNOWN_HEADERS) <= codec._KNOWN_LIMIT
+        known_shapes = codec._KNOWN_HEADERS[np.dtype(np.uint8)]
+        assert len(known_shapes) <= codec._KNOWN_SHAPES_PER_DTYPE
