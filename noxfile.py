@@ -29,6 +29,7 @@ PACKAGES = ROOT / "packages"
 ENVELOPE = PACKAGES / "juniper-cascor-protocol-envelope"
 WORKER = PACKAGES / "juniper-cascor-protocol-worker"
 META = PACKAGES / "juniper-cascor-protocol"
+CLI = PACKAGES / "juniper-cascor-protocol-cli"
 
 PYTHONS = ["3.11", "3.12", "3.13"]
 # numpy 1.26 publishes no wheels for Python 3.13.
@@ -52,7 +53,7 @@ nox.options.sessions = [
     "typecheck",
     "tests_worker",
     "tests_envelope",
-    "tests_meta",
+    "tests_cli",
     "integration",
 ]
 
@@ -129,7 +130,7 @@ def typecheck(session: nox.Session) -> None:
         "mypy",
         str(ENVELOPE / "src"),
         str(WORKER / "src"),
-        str(META / "src"),
+        str(CLI / "src"),
         "noxfile.py",
         "conftest.py",
     )
@@ -138,7 +139,7 @@ def typecheck(session: nox.Session) -> None:
     for folder in (
         ENVELOPE / "tests",
         WORKER / "tests",
-        META / "tests",
+        CLI / "tests",
         META / "upgrade_guard",
         "tests-integration",
     ):
@@ -148,7 +149,7 @@ def typecheck(session: nox.Session) -> None:
     # The build hooks import hatchling, which the workspace does not install; each package has
     # its own hatch_build.py, so each is a module of that name and is checked on its own.
     session.install("hatchling>=1.21")
-    for package in (ENVELOPE, WORKER, META):
+    for package in (ENVELOPE, WORKER, META, CLI):
         session.run("mypy", str(package / "hatch_build.py"))
     _verify_types(session)
 
@@ -247,10 +248,10 @@ def tests_envelope(session: nox.Session, pydantic: str) -> None:
 
 
 @nox.session(python=PYTHONS)
-def tests_meta(session: nox.Session) -> None:
-    """The meta-package: re-exports, command-line tool, JSON Schemas."""
+def tests_cli(session: nox.Session) -> None:
+    """The command-line tool's distribution: its commands, the JSON Schemas, the demo engine."""
     _sync(session)
-    _pytest(session, META / "tests")
+    _pytest(session, CLI / "tests")
 
 
 @nox.session(python=PYTHONS[0])

@@ -5,8 +5,10 @@ The loopback tests are plain synchronous tests that drive one event loop each th
 bound and needs no pytest plugin. Everything listens on 127.0.0.1 only, on ephemeral ports.
 
 The packaging tests build the distributions once per session (``built`` fixture) and install
-them into clean virtual environments without a registry: build backends and dependencies come
-from uv's cache (``--offline``), which the workspace's own ``uv sync`` filled.
+them into clean virtual environments, from uv's cache where it can (``--offline``): the
+workspace's own ``uv sync`` filled it with the build backend and every dependency. uv's offline
+resolver also needs a package's cached index page, which ``uv sync --frozen`` does not fetch, so
+an install the cache cannot serve is retried once with the registry.
 """
 
 from __future__ import annotations
@@ -110,7 +112,10 @@ DISTRIBUTIONS = {
     "worker": "juniper-cascor-protocol-worker",
     "envelope": "juniper-cascor-protocol-envelope",
     "meta": "juniper-cascor-protocol",
+    "cli": "juniper-cascor-protocol-cli",
 }
+LIBRARY = ("worker", "envelope", "meta")
+"""What a server, client or dashboard installs: the meta-package and its parts, not the tool."""
 
 
 def run_command(*args: str | Path, cwd: Path | None = None) -> str:
@@ -125,8 +130,14 @@ def run_command(*args: str | Path, cwd: Path | None = None) -> str:
 
 
 def uv(*args: str | Path) -> str:
-    """``uv`` with the network disabled: everything it installs comes from its cache."""
-    return run_command(sys.executable, "-m", "uv", "--offline", *args)
+    """``uv`` from its cache alone if it can; else once more, with the registry."""
+    command = [sys.executable, "-m", "uv", *map(str, args)]
+    offline = subprocess.run(
+        [*command[:3], "--offline", *command[3:]], capture_output=True, text=True, check=False
+    )
+    if offline.returncode == 0:
+        return offline.stdout
+    return run_command(*command)
 
 
 @dataclass(frozen=True)
@@ -200,7 +211,7 @@ class Built:
 
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Built]:
-    """Every distribution under ``packages/``, keyed ``worker``, ``envelope`` and ``meta``."""
+    """Every distribution under ``packages/``, keyed ``worker``, ``envelope``, ``meta``, ``cli``."""
     out = tmp_path_factory.mktemp("dist")
     artifacts = {}
     for key, name in DISTRIBUTIONS.items():
@@ -240,7 +251,16 @@ def envelope_venv(venv_factory: VenvFactory, wheels: dict[str, Path]) -> Venv:
 
 @pytest.fixture(scope="session")
 def meta_venv(venv_factory: VenvFactory, wheels: dict[str, Path]) -> Venv:
-    """Server, client or dashboard: all three wheels."""
+    """Server, client or dashboard: the meta-package and its two parts, without the tool."""
     venv = venv_factory("meta")
-    venv.install(*wheels.values())
+    venv.install(*(wheels[key] for key in LIBRARY))
+    return venv
+
+
+@pytest.fixture(scope="session")
+def cli_venv(venv_factory: VenvFactory, wheels: dict[str, Path]) -> Venv:
+    """An operator's machine: ``pip install 'juniper-cascor-protocol[cli]'`` from the wheels."""
+    venv = venv_factory("cli")
+    links = [arg for wheel in wheels.values() for arg in ("--find-links", wheel.parent)]
+    venv.install(*links, f"juniper-cascor-protocol[cli]=={VERSION}")
     return venv

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 LICENSE = (ROOT / "LICENSE").read_text(encoding="utf-8")
-KEYS = ["worker", "envelope", "meta"]  # as the `built` fixture names them
+KEYS = ["worker", "envelope", "meta", "cli"]  # as the `built` fixture names them
 
 
 def _wheel_metadata(wheel: Path) -> tuple[Message, dict[str, str]]:
@@ -101,7 +101,8 @@ def test_long_description_stands_on_its_own(key: str, built: dict[str, Built]) -
 def test_description_examples_run_with_only_that_distribution_and_its_dependencies(
     key: str, built: dict[str, Built], request: pytest.FixtureRequest
 ) -> None:
-    # The meta-package's "only" is all three wheels; the others' is their wheel alone.
+    # The meta-package's "only" is it with its parts, the tool's is `[cli]`; the others' is
+    # their wheel alone.
     venv: Venv = request.getfixturevalue(f"{key}_venv")
     description = _wheel_metadata(built[key].wheel)[0].get_payload()
     assert isinstance(description, str)

@@ -1,4 +1,4 @@
-"""The three wheels as users install them: each built, then installed into its own clean venv.
+"""The wheels as users install them: each built, then installed into its own clean venv.
 
 This is the proof that the slim worker image never installs Pydantic (and the envelope image
 never numpy), and that 0.1/0.2's top-level import works wherever the worker wheel is installed:
@@ -96,7 +96,7 @@ def test_meta_wheel_installs_both_and_keeps_pydantic_out_of_the_top_level(
     meta_venv: Venv, distributions: dict[str, str]
 ) -> None:
     installed = meta_venv.installed()
-    assert set(distributions.values()) <= installed
+    assert {distributions[key] for key in ("worker", "envelope", "meta")} <= installed
     assert {"numpy", "pydantic"} <= installed
     exported, version, version_module, pydantic_imported = json.loads(
         meta_venv.run_python(UPSTREAM_IMPORT)
@@ -141,8 +141,28 @@ def test_meta_wheel_without_the_worker_wheel_says_what_is_missing(
     assert f"juniper-cascor-protocol-worker=={VERSION}" in error.split("Repair: ")[1]
 
 
-def test_meta_wheel_provides_the_command_line_tool(meta_venv: Venv) -> None:
+def test_meta_wheel_holds_no_module_and_no_command(
+    meta_venv: Venv, wheels: dict[str, Path]
+) -> None:
+    # Only its pins and the upgrade guard: the code comes from the parts, the tool from [cli].
+    assert _files(wheels["meta"]) == {
+        GUARD_PTH,
+        f"{GUARD_FOLDER}/juniper_cascor_protocol/__init__.py",
+    }
+    installed = meta_venv.installed()
+    assert "juniper-cascor-protocol-cli" not in installed
+    assert not {"websockets", "rich"} & installed
     out = meta_venv.run_python(
+        "import importlib.util as u, shutil, sysconfig\n"
+        "print(u.find_spec('juniper_cascor_protocol.cli') is None,"
+        " shutil.which('juniper-cascor-protocol', path=sysconfig.get_path('scripts')) is None)\n"
+    )
+    assert out.split() == ["True", "True"]
+
+
+def test_cli_extra_brings_the_command_line_tool(cli_venv: Venv) -> None:
+    assert {"juniper-cascor-protocol-cli", "websockets", "rich"} <= cli_venv.installed()
+    out = cli_venv.run_python(
         "import subprocess, sys, sysconfig\n"
         "tool = sysconfig.get_path('scripts') + '/juniper-cascor-protocol'\n"
         "print(subprocess.run([tool, '--help'], capture_output=True, text=True).stdout)\n"
@@ -162,10 +182,14 @@ def test_wheel_metadata_pins_exactly_what_each_distribution_needs(wheels: dict[s
     assert _metadata(wheels["meta"]) == (
         VERSION,
         [
+            f"juniper-cascor-protocol-cli=={VERSION}; extra == 'cli'",
             f"juniper-cascor-protocol-envelope=={VERSION}",
             f"juniper-cascor-protocol-worker=={VERSION}",
-            "websockets>=13; extra == 'demo'",
         ],
+    )
+    assert _metadata(wheels["cli"]) == (
+        VERSION,
+        [f"juniper-cascor-protocol=={VERSION}", "rich>=13", "websockets>=13"],
     )
 
 
@@ -173,6 +197,7 @@ def test_only_the_worker_wheel_owns_the_top_level(wheels: dict[str, Path]) -> No
     assert _files(wheels["worker"]) >= TOP_LEVEL_FILES
     assert not TOP_LEVEL_FILES & _files(wheels["envelope"])
     assert not TOP_LEVEL_FILES & _files(wheels["meta"])
+    assert not TOP_LEVEL_FILES & _files(wheels["cli"])
     assert "juniper_cascor_protocol/worker/py.typed" in _files(wheels["worker"])
     assert "juniper_cascor_protocol/envelope/py.typed" in _files(wheels["envelope"])
 
@@ -204,7 +229,7 @@ def test_editable_workspace_install_resolves_every_portion_from_its_source_folde
     sources = {
         juniper_cascor_protocol: "juniper-cascor-protocol-worker",
         juniper_cascor_protocol._version: "juniper-cascor-protocol-worker",
-        juniper_cascor_protocol.cli: "juniper-cascor-protocol",
+        juniper_cascor_protocol.cli: "juniper-cascor-protocol-cli",
         juniper_cascor_protocol.envelope: "juniper-cascor-protocol-envelope",
         juniper_cascor_protocol.worker: "juniper-cascor-protocol-worker",
     }

@@ -1,7 +1,7 @@
 """Build hooks of the meta-package.
 
-- Pin the envelope and worker distributions to the meta-package's own version, read from the
-  shared VERSION file.
+- Pin the envelope and worker distributions, and the ``cli`` extra (the command-line tool's
+  distribution), to the meta-package's own version, read from the shared VERSION file.
 - Put the upgrade guard (``upgrade_guard/``) into real wheels, not editable ones: a ``.pth`` file
   naming ``_juniper_cascor_protocol_upgrade_guard/``, which holds a ``juniper_cascor_protocol``
   that is imported only when pip's in-place upgrade from 0.1/0.2 deleted the real one.
@@ -19,6 +19,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from hatchling.metadata.plugin.interface import MetadataHookInterface
 
 SIBLINGS = ("juniper-cascor-protocol-envelope", "juniper-cascor-protocol-worker")
+TOOL = "juniper-cascor-protocol-cli"
 GUARD_PTH = "juniper_cascor_protocol_upgrade_guard.pth"
 GUARD_FOLDER = "_juniper_cascor_protocol_upgrade_guard"
 
@@ -27,6 +28,7 @@ class PinSiblingsHook(MetadataHookInterface):
     def update(self, metadata: dict[str, Any]) -> None:
         version = (Path(self.root) / ".." / ".." / "VERSION").read_text(encoding="utf-8").strip()
         metadata["dependencies"] = [f"{name}=={version}" for name in SIBLINGS]
+        metadata["optional-dependencies"] = {"cli": [f"{TOOL}=={version}"]}
 
 
 class MetaBuildHook(BuildHookInterface[BuilderConfig]):

@@ -140,8 +140,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         from juniper_cascor_protocol.demo import DemoOptions, run_demo_sync
     except ImportError as error:
         print(
-            f"the demo needs the 'demo' extra ({error}): "
-            "pip install 'juniper-cascor-protocol[demo]'",
+            f"the demo needs websockets ({error}): pip install 'juniper-cascor-protocol[cli]'",
             file=sys.stderr,
         )
         return EXIT_USAGE

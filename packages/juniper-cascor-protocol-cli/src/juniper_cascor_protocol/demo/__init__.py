@@ -1,6 +1,6 @@
 """A loopback demo of the three juniper-cascor endpoints: the protocol's sessions on sockets.
 
-Needs the ``demo`` extra (``pip install 'juniper-cascor-protocol[demo]'``, which adds
+Comes with the tool's distribution (``pip install 'juniper-cascor-protocol[cli]'``, which adds
 ``websockets``). Every rule of each conversation lives in the sans-I/O sessions of
 ``juniper_cascor_protocol.envelope`` and ``juniper_cascor_protocol.worker``; the demo binds them
 to ``websockets``: sockets, tasks and timers only. :func:`run_demo` starts a
