@@ -23,7 +23,7 @@ matters as much as the copy. Each direction remembers the last few hundred heade
 a ``bytes`` frame whose header bytes equal one that passed every check goes straight to the
 copy, and a plain ndarray whose dtype and shape were encoded before reuses its header.
 Everything else takes the full path, so what is accepted and every error message are the same
-either way, and a peer sending ever new headers only keeps the caches small.
+either way. A full cache starts afresh: a peer sending ever new headers cannot grow it.
 """
 
 from __future__ import annotations
