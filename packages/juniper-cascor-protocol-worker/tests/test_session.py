@@ -36,7 +36,11 @@ from juniper_cascor_protocol.worker.session_events import (
     Violation,
     WorkerRegistered,
 )
-from juniper_cascor_protocol.worker.session_limits import MAX_JSON_MESSAGE_BYTES
+from juniper_cascor_protocol.worker.session_limits import (
+    MAX_HEARTBEAT_INTERVAL,
+    MAX_JSON_MESSAGE_BYTES,
+    MIN_HEARTBEAT_INTERVAL,
+)
 from juniper_cascor_protocol.worker.tensor_names import (
     BIAS,
     CANDIDATE_INPUT,
@@ -601,6 +605,22 @@ def test_the_heartbeat_interval_a_server_sets_is_bounded() -> None:
     assert isinstance(registered_event, Registered)
     assert registered_event.heartbeat_interval == worker.heartbeat_interval == 1.0
     assert worker.liveness_timeout == 3.0
+
+
+@pytest.mark.parametrize("interval", [0.5, 3600.5, float("nan")])
+def test_a_server_session_refuses_to_announce_an_interval_no_worker_honours(
+    interval: float,
+) -> None:
+    # A worker brings the interval within [1 s, 1 h]: announcing another would make every worker
+    # beat at another pace than the server expects, and be closed as silent.
+    with pytest.raises(ValueError, match=r"heartbeat_interval must be between 1\.0 and 3600\.0"):
+        ServerSession(now=0.0, heartbeat_interval=interval)
+
+
+@pytest.mark.parametrize("interval", [MIN_HEARTBEAT_INTERVAL, MAX_HEARTBEAT_INTERVAL])
+def test_a_server_session_announces_the_bounds_themselves(interval: float) -> None:
+    server, worker = registered(heartbeat_interval=interval)
+    assert worker.heartbeat_interval == server.heartbeat_interval == interval
 
 
 def test_a_result_whose_frames_cannot_be_counted_is_rejected_then_closed() -> None:

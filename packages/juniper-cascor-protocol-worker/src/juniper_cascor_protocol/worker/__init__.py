@@ -83,8 +83,10 @@ if TYPE_CHECKING:  # at run time, __getattr__ below imports these on first use
         DEFAULT_REGISTER_TIMEOUT,
         DEFAULT_RESULT_TIMEOUT,
         LIVENESS_FACTOR,
+        MAX_HEARTBEAT_INTERVAL,
         MAX_JSON_MESSAGE_BYTES,
         MIN_ACCEPTED_MESSAGE_BYTES,
+        MIN_HEARTBEAT_INTERVAL,
     )
     from juniper_cascor_protocol.worker.tensor_names import (
         BIAS,
@@ -114,9 +116,11 @@ __all__ = [
     "MALFORMED_JSON",
     "MAX_DTYPE_BYTES",
     "MAX_FRAME_BYTES",
+    "MAX_HEARTBEAT_INTERVAL",
     "MAX_JSON_MESSAGE_BYTES",
     "MAX_NDIM",
     "MIN_ACCEPTED_MESSAGE_BYTES",
+    "MIN_HEARTBEAT_INTERVAL",
     "NORM_ERROR",
     "NORM_OUTPUT",
     "PARSE_ERROR_LABELS",

@@ -53,6 +53,8 @@ from juniper_cascor_protocol.worker.session_limits import (
     DEFAULT_REGISTER_TIMEOUT,
     DEFAULT_RESULT_TIMEOUT,
     LIVENESS_FACTOR,
+    MAX_HEARTBEAT_INTERVAL,
+    MIN_HEARTBEAT_INTERVAL,
 )
 from juniper_cascor_protocol.worker.tensor_batch import TensorBatch
 
@@ -85,6 +87,8 @@ class ServerSession(SessionCore):
             seconds: it is also the ``timestamp`` of the heartbeats answered).
         server_version: announced in ``connection_established``.
         heartbeat_interval: sent in ``registration_ack``; the worker's heartbeats are due at it.
+            Between ``MIN_HEARTBEAT_INTERVAL`` and ``MAX_HEARTBEAT_INTERVAL`` (1 s to 1 h), the
+            range a worker honours; anything else is a ``ValueError``.
         liveness_timeout: a worker silent this long is gone (default ``LIVENESS_FACTOR``
             heartbeat intervals).
         register_timeout: how long ``register`` may take to come.
@@ -110,6 +114,12 @@ class ServerSession(SessionCore):
         required_result_tensors: tuple[str, ...] = (),
         max_tasks_in_flight: int = 1,
     ) -> None:
+        if not MIN_HEARTBEAT_INTERVAL <= heartbeat_interval <= MAX_HEARTBEAT_INTERVAL:
+            raise ValueError(
+                f"heartbeat_interval must be between {MIN_HEARTBEAT_INTERVAL} and "
+                f"{MAX_HEARTBEAT_INTERVAL} seconds (a worker honours no other), "
+                f"got {heartbeat_interval!r}"
+            )
         super().__init__(
             now=now,
             byte_budget=byte_budget,

@@ -59,6 +59,8 @@ from juniper_cascor_protocol.worker.session_limits import (
     DEFAULT_BATCH_BYTE_BUDGET,
     DEFAULT_HEARTBEAT_INTERVAL,
     LIVENESS_FACTOR,
+    MAX_HEARTBEAT_INTERVAL,
+    MIN_HEARTBEAT_INTERVAL,
 )
 from juniper_cascor_protocol.worker.tensor_batch import TensorBatch
 from juniper_cascor_protocol.worker.tensor_names import CANDIDATE_UUID_KEY, REQUIRED_TASK_TENSORS
@@ -66,9 +68,6 @@ from juniper_cascor_protocol.worker.tensor_names import CANDIDATE_UUID_KEY, REQU
 __all__ = ["WorkerSession"]
 
 _PASSIVE = (HeartbeatMessage, TokenRefreshMessage, ErrorMessage)
-_SHORTEST_INTERVAL: Final = 1.0
-_LONGEST_INTERVAL: Final = 3600.0
-"""The bounds a ``registration_ack.heartbeat_interval`` is brought within, in seconds."""
 _AWAITED_ACKS: Final = 1024
 """Results awaiting their ``result_ack`` that a session remembers (a server that never acks
 cannot make it grow without bound)."""
@@ -268,7 +267,8 @@ class WorkerSession(SessionCore):
         if message.worker_id is not None:
             self.worker_id = message.worker_id
         if message.heartbeat_interval is not None:
-            interval = min(max(message.heartbeat_interval, _SHORTEST_INTERVAL), _LONGEST_INTERVAL)
+            announced = message.heartbeat_interval
+            interval = min(max(announced, MIN_HEARTBEAT_INTERVAL), MAX_HEARTBEAT_INTERVAL)
             self.heartbeat_interval = interval
             # Annotated: to pyright, a bare assignment here would declare a new attribute.
             self.liveness_timeout: float = LIVENESS_FACTOR * interval
