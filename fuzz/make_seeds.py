@@ -110,9 +110,9 @@ def worker_message() -> list[bytes]:
 def _chunked_conversation() -> list[str]:
     builder = BroadcastBuilder(chunker=Chunker(700), clock=lambda: WALL, monotonic=lambda: 1.0)
     texts = [to_wire_json(builder.metrics({"loss": 0.5}))]
-    big = builder.draft(StateEnvelope, {"history": list(range(150))})
+    big = builder.draft(StateEnvelope, {"history": list(range(600))})
     texts += builder.wire_frames(big)
-    texts += builder.wire_frames(builder.initial_metrics_draft([{"epoch": 1}] * 40))
+    texts += builder.wire_frames(builder.initial_metrics_draft([{"epoch": 1}] * 150))
     return texts
 
 
@@ -131,7 +131,7 @@ def reassembler() -> list[bytes]:
 def training_session() -> list[bytes]:
     producer = TrainingProducerSession(chunker=Chunker(700), server_version="1.4.0")
     texts = producer.subscribe(now=WALL, monotonic=1.0)
-    texts += producer.broadcast(TopologyEnvelope, {"weights": [0.5] * 120}, now=WALL, monotonic=2.0)
+    texts += producer.broadcast(TopologyEnvelope, {"weights": [0.5] * 400}, now=WALL, monotonic=2.0)
     for epoch in range(3):
         texts += producer.broadcast(MetricsEnvelope, {"epoch": epoch}, now=WALL, monotonic=3.0)
     texts.append('{"type": "ping", "ts": 1700000014.0}')

@@ -24,8 +24,8 @@ with instrumented():
         validate_envelope_json,
     )
 
-MAX_BUFFERED_BYTES = 4096
-MAX_MESSAGE_BYTES = 2048
+MAX_BUFFERED_BYTES = 8192
+MAX_MESSAGE_BYTES = 4096
 MAX_IN_FLIGHT = 3
 MAX_REMEMBERED = 4
 
@@ -47,7 +47,7 @@ def test_one_input(data: bytes) -> None:
         max_messages_in_flight=MAX_IN_FLIGHT,
         max_age_seconds=5.0,
         max_remembered_ids=MAX_REMEMBERED,
-        max_header_chars=32,
+        max_header_chars=64,
         clock=clock,
     )
     labels = LabelBudget()

@@ -24,7 +24,7 @@ with instrumented():
         TrainingEvent,
     )
 
-MAX_BUFFERED_BYTES = 4096
+MAX_BUFFERED_BYTES = 8192
 MAX_IN_FLIGHT = 3
 # A session's own budget of peer labels, plus the library's reserved ones.
 MAX_UNKNOWN_LABELS = UNKNOWN_TYPE_BUDGET + 8
@@ -38,12 +38,12 @@ def test_one_input(data: bytes) -> None:
         reassembler=functools.partial(
             Reassembler,
             max_chunks_per_message=8,
-            max_message_bytes=2048,
+            max_message_bytes=4096,
             max_buffered_bytes=MAX_BUFFERED_BYTES,
             max_messages_in_flight=MAX_IN_FLIGHT,
             max_age_seconds=5.0,
             max_remembered_ids=4,
-            max_header_chars=32,
+            max_header_chars=64,
         ),
     )
     now = 0.0
