@@ -97,12 +97,15 @@ def _declared_floor(package: Path, distribution: str) -> str:
 
 
 def _sync(session: nox.Session, *extra: str) -> None:
-    """Install the locked workspace (all three packages, editable) into the session's venv."""
+    """Install the locked workspace (every package, editable) and the dev tools into the
+    session's venv: the workspace's default group is only the command-line tool's."""
     session.run_install(
         "uv",
         "sync",
         "--frozen",
         "--all-packages",
+        "--group",
+        "dev",
         *extra,
         env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
         silent=True,
