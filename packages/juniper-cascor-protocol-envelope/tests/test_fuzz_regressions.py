@@ -39,7 +39,7 @@ def test_unknown_envelope_with_a_lone_surrogate_key_is_written_with_every_key(ra
     extras = {key: value for key, value in sent.items() if key not in type(envelope).model_fields}
     kept = {key: written[key] for key in extras}
     assert json.dumps(kept, sort_keys=True) == json.dumps(extras, sort_keys=True)
-    assert to_wire_dict(envelope) == json.loads(to_wire_json(envelope))
+    assert json.dumps(to_wire_dict(envelope), sort_keys=True) == json.dumps(written, sort_keys=True)
     # Read back, the envelope keeps the same unknown keys.
     again = validate_envelope_json(to_wire_json(envelope))
     assert json.dumps(again.model_extra, sort_keys=True) == json.dumps(
@@ -68,3 +68,33 @@ def test_request_with_a_lone_surrogate_is_re_sent_unchanged(raw: bytes) -> None:
     assert isinstance(again, ControlCommand)
     assert again.to_wire_json() == text
     assert json.dumps(request.to_wire_dict()) == json.dumps(again.to_wire_dict())
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+# fuzz target `envelope` (structure-aware mutations): data nested 300 deep, which Pydantic's
+# parser and json.loads read, is deeper than Pydantic's serializer goes: ``to_wire_json`` raised
+# ``PydanticSerializationError`` and ``model_dump(mode="json")`` ``ValueError`` on a typed
+# envelope the library had accepted. The minimized input nests lists 300 deep under "".
+@pytest.mark.parametrize("depth", [300, 900])
+def test_deeply_nested_data_is_written_back(depth: int) -> None:
+    raw = f'{{"type":"metrics","timestamp":1,"data":{{"":{_nested(depth)}}},"seq":2}}'
+    envelope = validate_envelope_json(raw)
+    assert envelope.type == "metrics"
+    text = to_wire_json(envelope)
+    assert json.loads(text) == {**json.loads(raw), "timestamp": 1.0}
+    assert to_wire_json(validate_envelope_json(text)) == text
+    assert envelope.model_dump(mode="json")["data"] == json.loads(raw)["data"]
+
+
+@pytest.mark.parametrize("depth", [300, 900])
+def test_request_with_deeply_nested_params_is_re_sent(depth: int) -> None:
+    raw = f'{{"command":"start","params":{{"":{_nested(depth)}}},"command_id":"c-1"}}'
+    request = parse_command_json(raw)
+    assert isinstance(request, ControlCommand)
+    assert request.to_wire_dict() == json.loads(raw)
+    again = parse_command_json(request.to_wire_json())
+    assert isinstance(again, ControlCommand)
+    assert again.to_wire_json() == request.to_wire_json()

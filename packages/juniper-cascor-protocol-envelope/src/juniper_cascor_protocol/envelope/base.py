@@ -80,6 +80,10 @@ _WIRE_MODEL_CONFIG: Final = ConfigDict(extra="allow", ser_json_inf_nan="constant
 """The envelopes' configuration (and their data models'): unknown keys kept, ``NaN`` re-sent."""
 
 _SURROGATE_ERROR: Final = "surrogates not allowed"
+# Pydantic's serializer stops at a nesting depth that its JSON parser and json.loads accept
+# ("Maximum serialization depth exceeded"; older ones "Circular reference detected (depth
+# exceeded)").
+_DEPTH_ERROR: Final = "depth exceeded"
 _REPLACEMENT_CHARACTER: Final = "\ufffd"
 
 
@@ -117,8 +121,9 @@ class BaseEnvelope(BaseModel):
     def model_dump(self, *, exclude_none: bool = False, **options: Any) -> dict[str, Any]:
         """Pydantic's ``model_dump``; ``exclude_none`` leaves unknown keys in (module docstring).
 
-        In ``mode="json"``, a key holding a lone surrogate, which Pydantic fails on, is dumped
-        as the JSON text of :meth:`model_dump_json` reads back.
+        In ``mode="json"``, a key holding a lone surrogate, or data nested deeper than Pydantic
+        serializes, which Pydantic fails on, is dumped as the JSON text of
+        :meth:`model_dump_json` reads back.
         """
         if exclude_none and _holds_none_extra(self):
             options = _none_extras_kept(self, options)
@@ -126,8 +131,8 @@ class BaseEnvelope(BaseModel):
             options["exclude_none"] = exclude_none
         try:
             return super().model_dump(**options)
-        except (PydanticSerializationError, UnicodeEncodeError) as error:
-            if options.get("mode") != "json" or _SURROGATE_ERROR not in str(error):
+        except ValueError as error:  # PydanticSerializationError, UnicodeEncodeError, depth
+            if options.get("mode") != "json" or not _written_by_json_module(error):
                 raise
         options.pop("mode")
         return json.loads(self.model_dump_json(**options))  # type: ignore[no-any-return]
@@ -138,7 +143,8 @@ class BaseEnvelope(BaseModel):
         """Pydantic's ``model_dump_json``, which also writes strings holding lone surrogates.
 
         Pydantic cannot encode such a string (``json.loads`` accepts ``"\\ud800"``): it fails
-        on a value and writes ``"\\ufffd"`` for a key. The envelope is then written by
+        on a value and writes ``"\\ufffd"`` for a key. It also fails on data nested deeper
+        than its serializer goes, which its parser reads. The envelope is then written by
         :func:`json.dumps`, every non-ASCII character escaped, from the same values (``options``
         as for ``model_dump``), so it reads back equal. As in :meth:`model_dump`,
         ``exclude_none`` leaves unknown keys in.
@@ -150,7 +156,7 @@ class BaseEnvelope(BaseModel):
         try:
             text = super().model_dump_json(indent=indent, **options)
         except PydanticSerializationError as error:
-            if _SURROGATE_ERROR not in str(error):
+            if not _written_by_json_module(error):
                 raise
         else:
             # A replacement character may be one Pydantic wrote for a surrogate in a key: the
@@ -164,6 +170,11 @@ class BaseEnvelope(BaseModel):
             separators=None if indent is not None else (",", ":"),
             default=to_jsonable_python,  # what is not JSON-native, as Pydantic's JSON mode has it
         )
+
+
+def _written_by_json_module(error: Exception) -> bool:
+    """Whether Pydantic failed on what :func:`json.dumps` writes: a lone surrogate, deep data."""
+    return _SURROGATE_ERROR in str(error) or _DEPTH_ERROR in str(error)
 
 
 def _python_values(envelope: BaseEnvelope, options: dict[str, Any]) -> dict[str, Any]:

@@ -149,7 +149,7 @@ class ControlCommand(BaseModel):
         """The request as the JSON-compatible dict sent on the wire (no ``None`` id)."""
         try:
             return self.model_dump(mode="json", exclude=self._absent())
-        except (PydanticSerializationError, UnicodeEncodeError):  # a lone surrogate: see below
+        except ValueError:  # a lone surrogate (see below), or params nested past Pydantic's depth
             return json.loads(self.to_wire_json())  # type: ignore[no-any-return]
 
     def to_wire_json(self) -> str:
