@@ -10,6 +10,7 @@ side is instrumented, and only when imported there).
 
 from __future__ import annotations
 
+import random
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -17,6 +18,8 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from fuzz._mutators import combined
 
 try:
     import atheris  # type: ignore[import-not-found, import-untyped, unused-ignore]
@@ -28,6 +31,7 @@ else:
 __all__ = ["ContractBreach", "instrumented", "run"]
 
 TestOneInput = Callable[[bytes], None]
+StructuredMutator = Callable[[bytes, random.Random], bytes | None]
 
 # The package whose code is fuzzed: only its modules are instrumented.
 _INSTRUMENTED_PACKAGE = "juniper_cascor_protocol"
@@ -52,13 +56,23 @@ def instrumented() -> Iterator[None]:
         yield
 
 
-def run(test_one_input: TestOneInput) -> None:
-    """The target's entry point: fuzz, or ``--minimize FILE``."""
+def run(test_one_input: TestOneInput, structure: StructuredMutator | None = None) -> None:
+    """The target's entry point: fuzz, or ``--minimize FILE``.
+
+    ``structure`` (see :mod:`fuzz._mutators`) mutates the input as what it encodes, half of
+    the time; libFuzzer's byte mutations do the rest.
+    """
     if len(sys.argv) == 3 and sys.argv[1] == "--minimize":
         sys.exit(_minimize(test_one_input, Path(sys.argv[2])))
     if _atheris is None:
         sys.exit("atheris is not installed: run `uv run nox -s fuzz`, which installs it")
-    _atheris.Setup(sys.argv, test_one_input)
+    if structure is None:
+        _atheris.Setup(sys.argv, test_one_input)
+    else:
+        atheris_module = _atheris
+        # Looked up at each call: atheris binds Mutate only once Fuzz() runs.
+        mutator = combined(structure, lambda data, size: atheris_module.Mutate(data, size))
+        _atheris.Setup(sys.argv, test_one_input, custom_mutator=mutator)
     _atheris.Fuzz()
 
 

@@ -10,6 +10,7 @@ valid Unicode; a valid request re-sent by ``to_wire_json`` reads back as the sam
 from __future__ import annotations
 
 from fuzz._harness import ContractBreach, instrumented, run
+from fuzz._mutators import mutate_json_text
 
 with instrumented():
     from fuzz._wire import json_equal, loads_or_none
@@ -76,4 +77,4 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    run(test_one_input)
+    run(test_one_input, mutate_json_text)

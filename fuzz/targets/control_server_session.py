@@ -12,6 +12,7 @@ from __future__ import annotations
 import typing
 
 from fuzz._harness import ContractBreach, instrumented, run
+from fuzz._mutators import mutate_records
 
 with instrumented():
     from fuzz._wire import Kind, decode_records
@@ -65,4 +66,4 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    run(test_one_input)
+    run(test_one_input, mutate_records)

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from fuzz._harness import ContractBreach, instrumented, run
+from fuzz._mutators import mutate_json_text
 
 with instrumented():
     from fuzz._wire import json_equal, loads_or_none
@@ -93,4 +94,4 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    run(test_one_input)
+    run(test_one_input, mutate_json_text)

@@ -8,6 +8,7 @@ makes the server assign a task (ids ``t0``, ``t1``...: the seed corpus answers t
 from __future__ import annotations
 
 from fuzz._harness import ContractBreach, instrumented, run
+from fuzz._mutators import mutate_records
 
 with instrumented():
     import numpy as np
@@ -52,4 +53,4 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    run(test_one_input)
+    run(test_one_input, mutate_records)

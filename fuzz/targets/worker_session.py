@@ -10,6 +10,7 @@ those actions lead to; an action the session refuses with its documented ``Runti
 from __future__ import annotations
 
 from fuzz._harness import ContractBreach, instrumented, run
+from fuzz._mutators import mutate_records
 
 with instrumented():
     import numpy as np
@@ -69,4 +70,4 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    run(test_one_input)
+    run(test_one_input, mutate_records)
