@@ -143,6 +143,7 @@ def main() -> int:
             running.remove(entry)
             outcome = Outcome(target, process.returncode, time.monotonic() - started, log)
             outcomes.append(_summarize(outcome, before))
+            before.update(outcome.findings)  # a restarted target reports only its own
             left = args.seconds - sum(o.seconds for o in outcomes if o.target == target)
             if args.keep_going and process.returncode != 0 and left >= 5:
                 waiting.insert(0, target)  # a finding stopped it: the rest of its time goes on
