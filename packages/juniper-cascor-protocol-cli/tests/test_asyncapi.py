@@ -17,6 +17,7 @@ from juniper_cascor_protocol.asyncapi import (
     WORKER_MESSAGE_SENDERS,
     Peer,
     asyncapi_text,
+    check_asyncapi,
     generate_asyncapi,
 )
 from juniper_cascor_protocol.envelope import KNOWN_ENVELOPES
@@ -34,7 +35,9 @@ from juniper_cascor_protocol.worker import (
 )
 
 DOCUMENT = generate_asyncapi()
-WIRE_EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "wire-examples"
+REPOSITORY = Path(__file__).resolve().parents[3]
+WIRE_EXAMPLES = REPOSITORY / "docs" / "wire-examples"
+COMMITTED = REPOSITORY / "schemas"
 _TYPE_NAMES = {model: name for name, model in KNOWN_ENVELOPES.items()}
 
 
@@ -249,3 +252,10 @@ def test_the_text_is_the_document_with_sorted_keys() -> None:
     text = asyncapi_text()
     assert text.endswith("}\n")
     assert json.loads(text) == DOCUMENT
+
+
+def test_the_committed_document_is_the_generated_one() -> None:
+    assert check_asyncapi(COMMITTED) == [], (
+        "regenerate with: uv run juniper-cascor-protocol schema --asyncapi --out schemas"
+    )
+

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Final
 
 from juniper_cascor_protocol.envelope import (
@@ -46,7 +47,9 @@ __all__ = [
     "WORKER_MESSAGE_SENDERS",
     "Peer",
     "asyncapi_text",
+    "check_asyncapi",
     "generate_asyncapi",
+    "write_asyncapi",
 ]
 
 ASYNCAPI_VERSION: Final = "3.0.0"
@@ -363,3 +366,22 @@ def asyncapi_text(schemas: Mapping[str, Mapping[str, Any]] | None = None) -> str
     """The document as written to ``asyncapi.json``: indented, keys sorted, one final newline."""
     document = generate_asyncapi(schemas)
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_asyncapi(directory: Path) -> Path:
+    """Write the document to ``directory / ASYNCAPI_FILE``; returns that path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / ASYNCAPI_FILE
+    path.write_text(asyncapi_text(), encoding="utf-8")
+    return path
+
+
+def check_asyncapi(directory: Path) -> list[str]:
+    """How ``directory / ASYNCAPI_FILE`` differs from the document (empty: in sync), worded as
+    ``check_schemas`` words a schema's drift."""
+    path = directory / ASYNCAPI_FILE
+    if not path.is_file():
+        return [f"missing: {ASYNCAPI_FILE}"]
+    if path.read_text(encoding="utf-8") != asyncapi_text():
+        return [f"out of date: {ASYNCAPI_FILE}"]
+    return []
