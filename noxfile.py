@@ -39,6 +39,10 @@ PYRIGHT = "pyright[nodejs]==1.1.414"
 """pyright for `typecheck`'s type-completeness check, with a Node.js wheel from PyPI so that
 nothing is fetched when it runs; pinned, so that a newer, stricter pyright is adopted on purpose."""
 
+ASYNCAPI_PARSER = CLI / "tests" / "asyncapi-parser"
+"""The official AsyncAPI parser for `asyncapi`: package.json pins `@asyncapi/parser`,
+package-lock.json every package under it (with integrity hashes); parse.mjs runs it."""
+
 TYPE_VERIFIED_MODULES = (
     "juniper_cascor_protocol",
     "juniper_cascor_protocol.envelope",
@@ -289,3 +293,49 @@ def fuzz(session: nox.Session) -> None:
     # Only wheels: building atheris needs clang and a libFuzzer of its own.
     session.install("--only-binary=atheris", "atheris>=2.3")
     session.run("python", "-m", "fuzz.run", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0])
+def asyncapi(session: nox.Session) -> None:
+    """The AsyncAPI document, generated afresh and as committed in schemas/, through the official
+    AsyncAPI parser on Node.js: any error-severity diagnostic fails the session.
+
+    Not a default session: it needs node and npm, and fetches the pinned parser from the npm
+    registry once (into nox's cache folder; again only when the lock file changes). A machine
+    without node skips it, saying so.
+    """
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        session.skip("SKIPPED: the asyncapi session needs Node.js (node and npm on PATH)")
+    _sync(session)
+    parser = Path(session.cache_dir) / "asyncapi-parser"
+    cached_lock = parser / "package-lock.json"
+    lock = (ASYNCAPI_PARSER / "package-lock.json").read_bytes()
+    installed = parser / "node_modules" / ".package-lock.json"
+    if not (installed.is_file() and cached_lock.is_file() and cached_lock.read_bytes() == lock):
+        shutil.rmtree(parser, ignore_errors=True)
+        parser.mkdir(parents=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copyfile(ASYNCAPI_PARSER / name, parser / name)
+        # --ignore-scripts: nothing from the registry runs at install time.
+        session.run(
+            npm,
+            "ci",
+            "--prefix",
+            str(parser),
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            external=True,
+        )
+    # An ES module resolves its imports from its own folder: it runs beside node_modules.
+    shutil.copyfile(ASYNCAPI_PARSER / "parse.mjs", parser / "parse.mjs")
+    with tempfile.TemporaryDirectory(prefix="asyncapi-") as scratch:
+        session.run("juniper-cascor-protocol", "schema", "--asyncapi", "--out", scratch)
+        session.run(
+            node,
+            str(parser / "parse.mjs"),
+            str(Path(scratch) / "asyncapi.json"),
+            str(ROOT / "schemas" / "asyncapi.json"),
+            external=True,
+        )
