@@ -1,5 +1,5 @@
 """``python -m juniper_cascor_protocol``: the ``juniper-cascor-protocol`` tool."""
 
-from juniper_cascor_protocol.cli import main
+from _juniper_cascor_protocol_cli import main
 
 raise SystemExit(main())

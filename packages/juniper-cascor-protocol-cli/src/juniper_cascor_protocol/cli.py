@@ -5,6 +5,9 @@ Exit codes (the same for every command):
   1  problems found: invalid frames or seq problems, a malformed tensor frame, schema drift,
      or a demo run that reported problems
   2  usage error or unreadable input (argparse's own code for bad arguments)
+  130  interrupted by Ctrl-C (128 + SIGINT); a command that has a partial summary prints it
+  141  the reader of the output went away (128 + SIGPIPE, as `cat` or `yes` piped into
+       `head` report it); nothing is printed about it
 """
 
 from __future__ import annotations
@@ -13,54 +16,25 @@ import argparse
 import json
 import os
 import sys
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
+_PROG = "juniper-cascor-protocol"
 _EPILOG = """\
 exit codes:
-  0  success (clean run, valid input, schemas in sync)
-  1  problems found (invalid frames, seq problems, malformed tensor, schema drift)
-  2  usage error or unreadable input
+  0    success (clean run, valid input, schemas in sync)
+  1    problems found (invalid frames, seq problems, malformed tensor, schema drift)
+  2    usage error or unreadable input
+  130  interrupted (Ctrl-C); a partial summary is printed where there is one
+  141  the output's reader went away (a pipe into head, say); nothing more is printed
 """
-
-
-class _Progress:
-    """A one-line progress bar on stderr, redrawn at most ten times a second."""
-
-    def __init__(self, total_bytes: int | None, stream: IO[str]) -> None:
-        self._total = total_bytes
-        self._stream = stream
-        self._done = 0
-        self._last_draw = 0.0
-
-    def advance(self, n_bytes: int) -> None:
-        self._done += n_bytes
-        now = time.monotonic()
-        if now - self._last_draw >= 0.1:
-            self._last_draw = now
-            self._draw()
-
-    def _draw(self) -> None:
-        mib = self._done / 2**20
-        if self._total:
-            share = min(self._done / self._total, 1.0)
-            bar = "#" * int(share * 30)
-            self._stream.write(f"\r[{bar:<30}] {share:6.1%} {mib:8.1f} MiB")
-        else:
-            self._stream.write(f"\r{mib:8.1f} MiB read")
-        self._stream.flush()
-
-    def close(self) -> None:
-        if self._last_draw:
-            self._draw()
-            self._stream.write("\n")
-            self._stream.flush()
 
 
 def _open_binary(name: str) -> IO[bytes]:
@@ -68,49 +42,137 @@ def _open_binary(name: str) -> IO[bytes]:
 
 
 def _input_size(name: str) -> int | None:
-    return None if name == "-" else os.path.getsize(name)
+    if name == "-":
+        return None
+    size = os.stat(name).st_size
+    return size or None  # 0: a pipe or a special file, whose size is unknown
 
 
 def _print_json(payload: dict[str, Any]) -> None:
     print(json.dumps(payload, indent=2, sort_keys=True))
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from juniper_cascor_protocol.capture import audit_capture
+def _progress(args: argparse.Namespace) -> Any:
+    """A ``rich`` progress bar on stderr, or None when stderr is no terminal or it is off."""
+    if args.no_progress or not sys.stderr.isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
-    show_progress = not args.no_progress and sys.stderr.isatty()
-    progress = _Progress(_input_size(args.file), sys.stderr) if show_progress else None
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from juniper_cascor_protocol.capture import CaptureAudit
+    from juniper_cascor_protocol.capture_input import CaptureInputError, read_capture_lines
+
+    audit = CaptureAudit(
+        max_listed=args.max_listed,
+        max_frame_bytes=args.max_frame_bytes,
+        max_unknown_types=args.max_unknown_types,
+    )
+    progress = _progress(args)
+    interrupted = False
     with _open_binary(args.file) as stream:
-        lines: Iterator[bytes] = iter(stream)
-        report = audit_capture(
-            lines,
-            max_listed=args.max_listed,
-            on_line=progress.advance if progress else None,
-        )
-    if progress:
-        progress.close()
+        lines = read_capture_lines(stream, max_line_bytes=_max_line_bytes(args.max_frame_bytes))
+        try:
+            if progress is None:
+                _audit_lines(audit, lines, None)
+            else:
+                with progress:
+                    task = progress.add_task("validate", total=_input_size(args.file))
+                    _audit_lines(audit, lines, lambda n: progress.advance(task, n))
+        except CaptureInputError as error:
+            _error(args.command, f"{args.file}: {error}")
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            interrupted = True
+    report = audit.finish()
+    if interrupted:
+        report.interrupted_at_line = audit.last_line
     if args.json:
         _print_json(report.to_json())
     else:
         print(report.render())
+    if interrupted:
+        _error(args.command, f"interrupted at line {audit.last_line}: the report is partial")
+        return EXIT_INTERRUPTED
     return EXIT_OK if report.clean else EXIT_PROBLEMS
 
 
+# A record line escapes its frame: at most 6 bytes (\u00XX) for each byte of the frame.
+_RECORD_EXPANSION = 6
+_RECORD_OVERHEAD = 4096
+
+
+def _max_line_bytes(max_frame_bytes: int) -> int:
+    return max_frame_bytes * _RECORD_EXPANSION + _RECORD_OVERHEAD
+
+
+def _audit_lines(audit: Any, lines: Iterator[Any], advance: Callable[[int], None] | None) -> None:
+    for line in lines:
+        if advance is not None:
+            advance(line.size + 1)
+        if line.too_long:
+            audit.feed_oversized(line.number, line.size)
+        else:
+            audit.feed_line(line.number, line.data)
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from juniper_cascor_protocol.tensor_summary import summarize_frame
     from juniper_cascor_protocol.worker import MAX_FRAME_BYTES
 
-    with _open_binary(args.file) as stream:
-        # One byte past the limit is enough for decode to name the oversize; never read more.
-        data = stream.read(MAX_FRAME_BYTES + 1)
+    if args.file == "-":
+        # One byte past the limit is enough to tell an oversized input; never read more.
+        data = sys.stdin.buffer.read(MAX_FRAME_BYTES + 1)
+        if len(data) > MAX_FRAME_BYTES:
+            return _inspect_refused(
+                args,
+                f"standard input holds more than {MAX_FRAME_BYTES} bytes, the frame limit "
+                "(MAX_FRAME_BYTES); not read further",
+                None,
+            )
+        return _inspect_buffer(args, data)
+    size = os.stat(args.file).st_size
+    if size > MAX_FRAME_BYTES:
+        return _inspect_refused(
+            args,
+            f"the file holds {size} bytes, more than the frame limit of {MAX_FRAME_BYTES} "
+            "bytes (MAX_FRAME_BYTES); not read",
+            size,
+        )
+    if size == 0:
+        return _inspect_buffer(args, b"")
+    import mmap
+
+    with (
+        open(args.file, "rb") as file,
+        mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as view,
+    ):
+        # Decoded without a copy and summarised in chunks: the frame's own pages are the memory.
+        return _inspect_buffer(args, view)
+
+
+def _inspect_buffer(args: argparse.Namespace, data: Any) -> int:
+    from juniper_cascor_protocol.tensor_summary import summarize_frame
+
     try:
         summary = summarize_frame(data)
     except ValueError as error:
-        if args.json:
-            _print_json({"valid": False, "reason": str(error), "frame_bytes": len(data)})
-        else:
-            print(f"malformed frame ({len(data)} bytes): {error}")
-        return EXIT_PROBLEMS
+        return _inspect_refused(args, str(error), len(data))
     if args.json:
         _print_json({"valid": True, **summary.to_json()})
     else:
@@ -118,15 +180,31 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_schema(args: argparse.Namespace) -> int:
-    from juniper_cascor_protocol.schema import check_schemas, write_schemas
+def _inspect_refused(args: argparse.Namespace, reason: str, size: int | None) -> int:
+    if args.json:
+        _print_json({"valid": False, "reason": reason, "frame_bytes": size})
+    elif size is None:
+        print(f"malformed frame: {reason}")
+    else:
+        print(f"malformed frame ({size} {'byte' if size == 1 else 'bytes'}): {reason}")
+    return EXIT_PROBLEMS
 
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from juniper_cascor_protocol.schema import check_schemas, schema_document, write_schemas
+
+    if args.stdout is not None:
+        sys.stdout.write(schema_document(args.stdout))
+        return EXIT_OK
     if args.check:
         problems = check_schemas(args.out)
         for problem in problems:
             print(problem)
         if problems:
-            print(f"schemas in {args.out} differ from the models: run without --check to update")
+            print(
+                f"schemas in {args.out} differ from the models: "
+                f"run `{_PROG} schema --out {args.out}` to update them"
+            )
             return EXIT_PROBLEMS
         print(f"schemas in {args.out} match the models")
         return EXIT_OK
@@ -158,22 +236,38 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number greater than 0, got {text}")
     return value
+
+
+def _error(command: str | None, message: str) -> None:
+    print(f"{_PROG}{' ' + command if command else ''}: {message}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the command line: its ``demo``, ``validate``, ``inspect``, ``schema``."""
     from juniper_cascor_protocol import __version__
+    from juniper_cascor_protocol.capture import (
+        DEFAULT_MAX_FRAME_BYTES,
+        DEFAULT_MAX_LISTED,
+        DEFAULT_MAX_UNKNOWN_TYPES,
+    )
+    from juniper_cascor_protocol.schema import SCHEMA_DOCUMENTS
 
     parser = argparse.ArgumentParser(
         prog="juniper-cascor-protocol",
@@ -208,16 +302,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = add(
         "validate",
-        "Validate a JSON-lines capture of /ws/training or /ws/control frames: counts per type, "
-        "unknown labels, invalid frames with line numbers and reasons, seq gaps.",
+        "Audit a capture of /ws/training and /ws/control traffic (a record file, or plain JSON "
+        "lines of frames or /ws/control requests; gzip, UTF-16 or a BOM are recognised) with "
+        "the library's own sessions: frames per type, unknown types by name, every invalid "
+        "frame with its line and reason, a timeline of seq gaps, duplicates, resets and reseeds, "
+        "and chunked messages.",
     )
     validate.add_argument("file", metavar="FILE", help="capture file, or - for standard input")
     validate.add_argument("--json", action="store_true", help="print the report as JSON")
     validate.add_argument(
         "--max-listed",
         type=_positive_int,
-        default=50,
-        help="invalid frames and seq problems listed in detail; all are counted (50)",
+        default=DEFAULT_MAX_LISTED,
+        help=f"invalid frames and seq events listed in detail; all are counted "
+        f"({DEFAULT_MAX_LISTED})",
+    )
+    validate.add_argument(
+        "--max-frame-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_FRAME_BYTES,
+        metavar="N",
+        help="the longest server frame read, in UTF-8 bytes; a longer one is invalid "
+        f"(default {DEFAULT_MAX_FRAME_BYTES}, the 1 MiB a client reads; requests: the "
+        "server's 64 KiB)",
+    )
+    validate.add_argument(
+        "--max-unknown-types",
+        type=_positive_int,
+        default=DEFAULT_MAX_UNKNOWN_TYPES,
+        metavar="N",
+        help="unknown type names reported by name; frames of further names are counted "
+        f"together ({DEFAULT_MAX_UNKNOWN_TYPES})",
     )
     validate.add_argument(
         "--no-progress", action="store_true", help="no progress bar (drawn only on a terminal)"
@@ -233,26 +348,62 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true", help="print the result as JSON")
     inspect.set_defaults(handler=_cmd_inspect)
 
-    schema = add("schema", "Write the JSON Schemas of every envelope and worker message.")
+    schema = add(
+        "schema",
+        "Write the JSON Schemas of every envelope, control request and worker message (the "
+        "folder then holds exactly the generated *.schema.json files), check them, or print "
+        "one endpoint's combined schema.",
+    )
     schema.add_argument(
         "--out", type=Path, default=Path("schemas"), help="output directory (./schemas)"
     )
-    schema.add_argument(
+    target = schema.add_mutually_exclusive_group()
+    target.add_argument(
         "--check", action="store_true", help="compare with --out instead of writing; 1 on drift"
     )
+    target.add_argument(
+        "--stdout",
+        choices=SCHEMA_DOCUMENTS,
+        metavar="{" + ",".join(SCHEMA_DOCUMENTS) + "}",
+        help="print one self-contained schema instead of writing files: every frame of an "
+        "endpoint (control: the server's frames; control-request: a client's request)",
+    )
     schema.set_defaults(handler=_cmd_schema)
+
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    args = build_parser().parse_args(argv)
+    """Run the command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    Ctrl-C gives one line on stderr and 130 (a command with a partial summary prints it first);
+    a reader that goes away (``| head -1``) ends the command quietly with 141.
+    """
+    command: str | None = None
     try:
+        args = build_parser().parse_args(argv)
+        command = args.command
         code: int = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+    except KeyboardInterrupt:
+        _error(command, "interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except OSError as error:
-        print(f"juniper-cascor-protocol {args.command}: {error}", file=sys.stderr)
+        _error(command, str(error))
         return EXIT_USAGE
     return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a test's captured stdout)
+        pass
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
@@ -47,9 +47,11 @@ from juniper_cascor_protocol.worker import _checks as worker_checks
 
 __all__ = [
     "SCHEMA_DIALECT",
+    "SCHEMA_DOCUMENTS",
     "SCHEMA_ID_PREFIX",
     "check_schemas",
     "generate_schemas",
+    "schema_document",
     "write_schemas",
 ]
 
@@ -59,6 +61,15 @@ SCHEMA_ID_PREFIX = "urn:juniper-cascor-protocol:schema:"
 """Every ``$id`` is this prefix plus the file's folder and name, e.g. ``envelope:metrics``."""
 
 _SUFFIX = ".schema.json"
+
+SCHEMA_DOCUMENTS: Final = {
+    "training": f"endpoint/training{_SUFFIX}",
+    "control": f"endpoint/control{_SUFFIX}",
+    "control-request": f"control/command{_SUFFIX}",
+    "workers": f"endpoint/workers{_SUFFIX}",
+}
+"""The self-contained documents ``schema --stdout NAME`` prints: every frame of an endpoint
+(on ``/ws/control``, the server's), and a client's ``/ws/control`` request."""
 
 # Numbers must be finite: at most the largest double in magnitude, so that 1e400 (infinity once
 # decoded) and a 401-digit integer are refused. Stated as the largest double itself, which every
@@ -370,6 +381,15 @@ def generate_schemas() -> dict[str, dict[str, Any]]:
 
 def _serialize(schema: Mapping[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def schema_document(name: str) -> str:
+    """The JSON text of the schema :data:`SCHEMA_DOCUMENTS` names ``name``, as written to disk.
+
+    Raises:
+        KeyError: ``name`` is not one of :data:`SCHEMA_DOCUMENTS`.
+    """
+    return _serialize(generate_schemas()[SCHEMA_DOCUMENTS[name]])
 
 
 def _present(directory: Path) -> set[str]:
