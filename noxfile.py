@@ -1,8 +1,9 @@
 """Test matrix of the juniper-cascor-protocol workspace.
 
 `nox` runs every default session; `nox -s bench` runs the benchmarks, `nox -s fuzz` the
-fuzzer. Sessions build their virtual environments with uv from `uv.lock`, then override the one
-dependency a matrix axis varies (numpy for the worker, Pydantic for the envelope).
+fuzzer, `nox -s asyncapi` the official AsyncAPI parser over the AsyncAPI document. Sessions
+build their virtual environments with uv from `uv.lock`, then override the one dependency a
+matrix axis varies (numpy for the worker, Pydantic for the envelope).
 
 Interpreters are never downloaded: each Python of the matrix must be on PATH or installed by
 pyenv, whose version folders are added to PATH here so a fresh machine finds them.
@@ -336,6 +337,6 @@ def asyncapi(session: nox.Session) -> None:
             node,
             str(parser / "parse.mjs"),
             str(Path(scratch) / "asyncapi.json"),
-            str(ROOT / "schemas" / "asyncapi.json"),
+            os.path.relpath(ROOT / "schemas" / "asyncapi.json"),
             external=True,
         )
