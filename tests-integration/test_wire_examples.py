@@ -150,6 +150,13 @@ def test_the_protocol_document_links_the_corpus() -> None:
         assert f"wire-examples/{file_name}" in text, file_name
 
 
+def test_every_file_the_protocol_document_links_exists() -> None:
+    text = PROTOCOL.read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(((?!#|https?:)[^)#]+)(?:#[^)]*)?\)", text)
+    assert targets
+    assert [target for target in targets if not (DOCS / target).exists()] == []
+
+
 def _anchors(markdown: str) -> set[str]:
     """The anchors of a Markdown document: heading slugs as GitHub makes them, and ``<a id>``."""
     slugs = set(re.findall(r'<a id="([^"]+)"></a>', markdown))
