@@ -13,22 +13,34 @@ The run has three phases, each checked end to end:
    server's own computation.
 
 Every protocol rule is the sessions'; the demo binds them to sockets and checks the outcomes.
+
+Memory does not grow with the options: broadcast frames are built one at a time and sent with
+back-pressure; each client checks the chunked topology when it arrives and keeps only the
+verdict; the tasks share one set of tensors (their CRC-32s and the server's expected result are
+computed once), the hub hands out tasks only within its ``max_bytes_in_flight``, and each
+result is checked as it comes and its tensors dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 import numpy as np
 
-from juniper_cascor_protocol.demo.candidate import make_task_tensors, train_candidate
+from juniper_cascor_protocol.demo.candidate import (
+    CandidateScore,
+    make_task_tensors,
+    train_candidate,
+)
 from juniper_cascor_protocol.demo.control_client import ControlClient
 from juniper_cascor_protocol.demo.control_service import INVALID_PARAMS_CODE
 from juniper_cascor_protocol.demo.options import DemoOptions
+from juniper_cascor_protocol.demo.progress import DemoProgress
 from juniper_cascor_protocol.demo.report import DemoReport
 from juniper_cascor_protocol.demo.server import (
     CONTROL_PATH,
@@ -38,7 +50,7 @@ from juniper_cascor_protocol.demo.server import (
 )
 from juniper_cascor_protocol.demo.training_client import TrainingClient
 from juniper_cascor_protocol.demo.worker import DemoWorker
-from juniper_cascor_protocol.demo.worker_hub import TaskOutcome, WorkerTask
+from juniper_cascor_protocol.demo.worker_hub import TaskOutcome, WorkerTask, crc32
 from juniper_cascor_protocol.envelope.base import BaseEnvelope
 from juniper_cascor_protocol.envelope.control import (
     MALFORMED_JSON_CODE,
@@ -85,29 +97,56 @@ _TENSOR_TOLERANCE: Final = 1e-5
 _CLEAN_CLOSES: Final = frozenset({CloseCode.NORMAL, CloseCode.NO_MORE_WORK})
 
 
-async def run_demo(options: DemoOptions | None = None) -> DemoReport:
+_PROGRESS_INTERVAL_S: Final = 0.2
+
+
+async def run_demo(
+    options: DemoOptions | None = None,
+    *,
+    on_progress: Callable[[DemoProgress], None] | None = None,
+) -> DemoReport:
     """Run one demo over loopback and return its report; never raises for what it observes.
 
-    The traffic is stopped at ``options.timeout_s``, and a run cut short reports what it saw so
-    far plus a ``timed out`` problem; closing the connections then takes at most about one
+    The traffic is stopped at ``options.time_limit_s``, and a run cut short reports what it saw
+    so far plus a ``timed out`` problem; closing the connections then takes at most about one
     second more (see ``transport.CLOSE_TIMEOUT_S``). Failures of the clients or the server
-    are reported as problems too.
+    are reported as problems too. ``on_progress``, if given, is called about five times a
+    second with what has been done so far, and once more at the end.
     """
     demo = _Demo(options if options is not None else DemoOptions())
     started = time.perf_counter()
+    watcher = None
+    if on_progress is not None:
+        watcher = asyncio.create_task(_report_progress(demo, on_progress))
     try:
-        async with asyncio.timeout(demo.options.timeout_s):
+        async with asyncio.timeout(demo.options.time_limit_s):
             await demo.execute()
     except TimeoutError:
-        demo.problems.append(f"timed out after timeout_s={demo.options.timeout_s:g} s")
+        demo.problems.append(f"timed out after {demo.options.time_limit_s:g} s")
     except Exception as error:
         demo.problems.extend(_describe(error))
+    finally:
+        if watcher is not None and on_progress is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            on_progress(demo.progress())
     return demo.report(time.perf_counter() - started)
 
 
-def run_demo_sync(options: DemoOptions | None = None) -> DemoReport:
+def run_demo_sync(
+    options: DemoOptions | None = None,
+    *,
+    on_progress: Callable[[DemoProgress], None] | None = None,
+) -> DemoReport:
     """:func:`run_demo` in a fresh event loop (``asyncio.run``)."""
-    return asyncio.run(run_demo(options))
+    return asyncio.run(run_demo(options, on_progress=on_progress))
+
+
+async def _report_progress(demo: _Demo, on_progress: Callable[[DemoProgress], None]) -> None:
+    while True:
+        on_progress(demo.progress())
+        await asyncio.sleep(_PROGRESS_INTERVAL_S)
 
 
 class _Demo:
@@ -117,9 +156,11 @@ class _Demo:
         self.server: LoopbackServer | None = None
         self.clients: list[TrainingClient] = []
         self.workers: list[DemoWorker] = []
-        self.topologies: list[list[BaseEnvelope]] = []
-        self.original_topology: dict[str, Any] | None = None
+        self.original_topology: dict[str, Any] = _big_topology()
+        self.topologies: list[_TopologyCheck] = []
         self.outcomes: list[TaskOutcome] = []
+        """Every task's outcome, its tensors dropped once checked."""
+        self.phase = "connecting"
         self.broadcast_s = 0.0
         self.tensor_s = 0.0
 
@@ -127,9 +168,9 @@ class _Demo:
         async with LoopbackServer(port=self.options.port) as server, asyncio.TaskGroup() as tasks:
             self.server = server
             for _ in range(self.options.clients):
-                received: list[BaseEnvelope] = []
-                self.topologies.append(received)
-                client = TrainingClient(on_message=_keep_topologies(received))
+                check = _TopologyCheck(self.original_topology)
+                self.topologies.append(check)
+                client = TrainingClient(on_message=check)
                 self.clients.append(client)
                 tasks.create_task(
                     self._guard(
@@ -138,12 +179,30 @@ class _Demo:
                     )
                 )
             await asyncio.gather(*(client.wait_subscribed() for client in self.clients))
+            self.phase = "/ws/control"
             await self._control_phase(server)
+            self.phase = "/ws/training"
             await self._broadcast_phase(server)
+            self.phase = "/ws/v1/workers"
             await self._worker_phase(server, tasks)
+            self.phase = "closing"
             for client in self.clients:
                 await client.disconnect()
         self._check_worker_sessions()
+        self.phase = "done"
+
+    def progress(self) -> DemoProgress:
+        """What has been done so far."""
+        return DemoProgress(
+            phase=self.phase,
+            # The control phase's state frames count too: close enough for a progress bar.
+            deliveries=min(
+                sum(client.seq.received for client in self.clients), self.options.deliveries
+            ),
+            deliveries_total=self.options.deliveries,
+            tasks=len(self.outcomes),
+            tasks_total=self.options.clients,
+        )
 
     async def _guard(self, name: str, job: Coroutine[Any, Any, None]) -> None:
         """Run a client's loop, turning its failure into a problem instead of ending the run."""
@@ -188,7 +247,6 @@ class _Demo:
         topology_at = self.options.frames // 2
         for index in range(self.options.frames):
             if index == topology_at:
-                self.original_topology = _big_topology()
                 await hub.broadcast(TopologyEnvelope, self.original_topology)
                 continue
             kind = _MIX[index % len(_MIX)]
@@ -202,7 +260,7 @@ class _Demo:
             self._check_client(number, client, topologies, hub.frames_sent)
 
     def _check_client(
-        self, number: int, client: TrainingClient, topologies: list[BaseEnvelope], sent: int
+        self, number: int, client: TrainingClient, topologies: _TopologyCheck, sent: int
     ) -> None:
         where = f"/ws/training client {number}"
         seq = client.seq
@@ -221,32 +279,38 @@ class _Demo:
                 f"unknown {dict(session.unknown)}, chunk rejections "
                 f"{dict(session.reassembly.rejected)})"
             )
-        if [topology.data for topology in topologies] != [self.original_topology]:
+        if (topologies.delivered, topologies.equal) != (1, 1):
             self.problems.append(
                 f"{where}: the chunked topology was not rebuilt equal to the original "
-                f"({len(topologies)} topology messages delivered)"
+                f"({topologies.delivered} topology messages delivered, {topologies.equal} equal)"
             )
 
     async def _worker_phase(self, server: LoopbackServer, tasks: asyncio.TaskGroup) -> None:
         count = self.options.clients
-        work = [
-            WorkerTask.create(f"task-{n}", make_task_tensors(self.options.tensor_bytes, seed=n))
+        # One set of tensors for every task: its checksums and the expected result once.
+        tensors = make_task_tensors(self.options.tensor_bytes, seed=0)
+        checksums = {name: crc32(array) for name, array in tensors.items()}
+        expected = train_candidate(tensors[CANDIDATE_INPUT], tensors[RESIDUAL_ERROR])
+        work = {
+            f"task-{n}": WorkerTask.create(f"task-{n}", tensors, checksums=checksums)
             for n in range(count)
-        ]
+        }
         started = time.perf_counter()
-        pending: list[Awaitable[TaskOutcome]] = [server.workers.submit(task) for task in work]
+        pending = [server.workers.submit(task) for task in work.values()]
         for n in range(count):
             worker = DemoWorker(f"demo-worker-{n}")
             self.workers.append(worker)
             tasks.create_task(
                 self._guard(worker.worker_id, worker.run(server.url(WORKERS_PATH), max_tasks=1))
             )
-        self.outcomes = list(await asyncio.gather(*pending))
+        for next_outcome in asyncio.as_completed(pending):
+            outcome = await next_outcome
+            self._check_outcome(work[outcome.task_id], outcome, expected)
+            outcome.tensors = {}  # checked: hold no result frame longer
+            self.outcomes.append(outcome)
         self.tensor_s = time.perf_counter() - started
         # End any worker still waiting for a task (4010), so the task group can finish.
         await server.workers.close()
-        for task, outcome in zip(work, self.outcomes, strict=True):
-            self._check_outcome(task, outcome)
 
     def _check_worker_sessions(self) -> None:
         """Once every worker has left: what either end of a session saw go wrong."""
@@ -262,7 +326,9 @@ class _Demo:
                 code = None if closed is None else closed.code
                 self.problems.append(f"{where}: session ended with close code {code}")
 
-    def _check_outcome(self, task: WorkerTask, outcome: TaskOutcome) -> None:
+    def _check_outcome(
+        self, task: WorkerTask, outcome: TaskOutcome, expected: CandidateScore
+    ) -> None:
         where = f"/ws/v1/workers {task.task_id}"
         self.problems.extend(f"{where}: {problem}" for problem in outcome.problems)
         result = outcome.result
@@ -273,7 +339,6 @@ class _Demo:
             return
         if result.candidate_uuid != task.candidate_data.get(CANDIDATE_UUID_KEY):
             self.problems.append(f"{where}: candidate_uuid {result.candidate_uuid!r} not echoed")
-        expected = train_candidate(task.tensors[CANDIDATE_INPUT], task.tensors[RESIDUAL_ERROR])
         if not math.isclose(result.correlation, expected.correlation, abs_tol=_SCORE_TOLERANCE):
             self.problems.append(
                 f"{where}: correlation {result.correlation!r} differs from the server's "
@@ -300,10 +365,7 @@ class _Demo:
             frames_by_type=dict(hub.frames_by_type) if hub is not None else {},
             frames_received=sum(client.seq.received for client in self.clients),
             broadcast_bytes=hub.bytes_sent if hub is not None else 0,
-            chunked_reassembled=sum(
-                [topology.data for topology in topologies] == [self.original_topology]
-                for topologies in self.topologies
-            ),
+            chunked_reassembled=sum(check.equal for check in self.topologies),
             seq_gaps=sum(client.seq.gaps for client in self.clients),
             seq_missing=sum(client.seq.missing for client in self.clients),
             seq_duplicates=sum(client.seq.duplicates for client in self.clients),
@@ -319,12 +381,19 @@ class _Demo:
         )
 
 
-def _keep_topologies(into: list[BaseEnvelope]) -> Callable[[BaseEnvelope], None]:
-    def keep(envelope: BaseEnvelope) -> None:
-        if isinstance(envelope, TopologyEnvelope):
-            into.append(envelope)
+class _TopologyCheck:
+    """A client's ``on_message``: compares each topology delivered with the original at once,
+    keeping only the counts (64 clients' copies would take hundreds of megabytes)."""
 
-    return keep
+    def __init__(self, original: dict[str, Any]) -> None:
+        self.original = original
+        self.delivered = 0
+        self.equal = 0
+
+    def __call__(self, envelope: BaseEnvelope) -> None:
+        if isinstance(envelope, TopologyEnvelope):
+            self.delivered += 1
+            self.equal += envelope.data == self.original
 
 
 def _big_topology() -> dict[str, Any]:

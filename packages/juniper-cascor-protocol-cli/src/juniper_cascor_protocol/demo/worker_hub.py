@@ -7,6 +7,11 @@ worker, from the session's events: a task goes to the next worker that can take 
 whose worker leaves before its result, or whose result does not come in time, goes back to the
 queue, up to :data:`MAX_ATTEMPTS` assignments. A worker that let a task time out gets no other
 task on that connection (its late result is still answered, ``stale``).
+
+Memory is bounded by design, however many workers connect: tasks are assigned only while the
+tensor bytes of the tasks out with workers stay within ``max_bytes_in_flight`` (one task at a
+time when a single task is larger), so the encoded frames, the socket buffers and the workers'
+copies exist for a bounded number of tasks at once; the others wait in the queue.
 """
 
 from __future__ import annotations
@@ -48,13 +53,23 @@ from juniper_cascor_protocol.worker.session_limits import (
 )
 from juniper_cascor_protocol.worker.tensor_names import CANDIDATE_UUID_KEY, RESULT_TENSORS
 
-__all__ = ["CRC32_KEY", "MAX_ATTEMPTS", "TaskOutcome", "WorkerHub", "WorkerTask", "crc32"]
+__all__ = [
+    "CRC32_KEY",
+    "DEFAULT_MAX_BYTES_IN_FLIGHT",
+    "MAX_ATTEMPTS",
+    "TaskOutcome",
+    "WorkerHub",
+    "WorkerTask",
+    "crc32",
+]
 
 CRC32_KEY: Final = "crc32"
 """``candidate_data[CRC32_KEY]``: ``{tensor name: CRC-32 of its raw data}``, the demo's own
 end-to-end check that tensors arrive bit-exact (a worker that does not know it ignores it)."""
 MAX_ATTEMPTS: Final = 3
 """How many times a task is assigned before its worker leaving (or timing out) is its outcome."""
+DEFAULT_MAX_BYTES_IN_FLIGHT: Final = 128 * 2**20
+"""Tensor bytes of the tasks assigned and not yet answered, over all workers (see the module)."""
 
 
 def crc32(array: NDArray[Any]) -> int:
@@ -74,16 +89,30 @@ class WorkerTask:
     training_params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, task_id: str, tensors: Mapping[str, NDArray[Any]], **kwargs: Any) -> WorkerTask:
+    def create(
+        cls,
+        task_id: str,
+        tensors: Mapping[str, NDArray[Any]],
+        *,
+        checksums: Mapping[str, int] | None = None,
+        **kwargs: Any,
+    ) -> WorkerTask:
         """A task whose ``candidate_data`` carries a fresh ``candidate_uuid`` and each tensor's
-        CRC-32 (see :data:`CRC32_KEY`)."""
-        checksums = {name: crc32(array) for name, array in tensors.items()}
+        CRC-32 (see :data:`CRC32_KEY`): ``checksums`` when given (tasks sharing their tensors
+        compute them once), else computed here."""
+        if checksums is None:
+            checksums = {name: crc32(array) for name, array in tensors.items()}
         data = {
             CANDIDATE_UUID_KEY: str(uuid.uuid4()),
             **kwargs.pop("candidate_data", {}),
-            CRC32_KEY: checksums,
+            CRC32_KEY: dict(checksums),
         }
         return cls(task_id, dict(tensors), candidate_data=data, **kwargs)
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes of the task's tensors."""
+        return sum(array.nbytes for array in self.tensors.values())
 
 
 @dataclass(slots=True)
@@ -136,12 +165,20 @@ class WorkerHub:
         result_timeout: float = DEFAULT_RESULT_TIMEOUT,
         byte_budget: int = DEFAULT_BATCH_BYTE_BUDGET,
         max_attempts: int = MAX_ATTEMPTS,
+        max_bytes_in_flight: int = DEFAULT_MAX_BYTES_IN_FLIGHT,
     ) -> None:
+        if max_bytes_in_flight < 1:
+            raise ValueError(f"max_bytes_in_flight must be at least 1, got {max_bytes_in_flight}")
         self.heartbeat_interval = heartbeat_interval
         self.register_timeout = register_timeout
         self.result_timeout = result_timeout
         self.byte_budget = byte_budget
         self.max_attempts = max_attempts
+        self.max_bytes_in_flight = max_bytes_in_flight
+        self.bytes_in_flight: int = 0
+        """Tensor bytes of the tasks out with workers now."""
+        self.peak_bytes_in_flight: int = 0
+        self._budget_freed = asyncio.Event()
         self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
         self._live: set[_Worker] = set()
         self._closing = False
@@ -163,9 +200,7 @@ class WorkerHub:
         """Fail the tasks still queued and end every session with ``NO_MORE_WORK`` (4010)."""
         self._closing = True
         while not self._queue.empty():
-            future = self._queue.get_nowait().future
-            if not future.done():
-                future.set_exception(ConnectionError("server closed before the task was assigned"))
+            _fail_unassigned(self._queue.get_nowait())
         for worker in list(self._live):
             events = await worker.socket.close(CloseCode.NO_MORE_WORK, "no more work")
             self._handle(worker, events)
@@ -198,9 +233,8 @@ class WorkerHub:
             with contextlib.suppress(asyncio.CancelledError):
                 await feeder
             self._live.discard(worker)
-            for queued in worker.assigned.values():
-                self._retry(queued, "the connection ended")
-            worker.assigned.clear()
+            for task_id in list(worker.assigned):
+                self._retry(self._unassign(worker, task_id), "the connection ended")
 
     async def _feed(self, worker: _Worker) -> None:
         """Give this worker the next queued task whenever its session can take one."""
@@ -212,7 +246,16 @@ class WorkerHub:
             if session.state is SessionState.CLOSED or worker.timed_out:
                 return
             queued = await self._queue.get()
+            try:
+                await self._admit(queued.task.nbytes)
+            except asyncio.CancelledError:  # the connection ended while the task waited
+                if self._closing:
+                    _fail_unassigned(queued)
+                else:
+                    self._queue.put_nowait(queued)
+                raise
             if not session.can_assign or worker.timed_out:  # it changed while we waited
+                self._release(queued.task.nbytes)
                 self._queue.put_nowait(queued)
                 continue
             task = queued.task
@@ -228,6 +271,7 @@ class WorkerHub:
                     training_params=task.training_params,
                 )
             except (ValueError, TypeError) as error:
+                self._release(task.nbytes)
                 _settle(queued, TaskOutcome(task.task_id, problems=[f"not assigned: {error}"]))
                 continue
             worker.assigned[task.task_id] = queued
@@ -242,7 +286,7 @@ class WorkerHub:
                 if isinstance(event.message, HeartbeatMessage):
                     self.heartbeats_received += 1
             elif isinstance(event, ResultReceived):
-                queued = worker.assigned.pop(event.task_id, None)
+                queued = self._unassign(worker, event.task_id)
                 if queued is not None:  # else a duplicate or stale result: already decided
                     outcome = TaskOutcome(
                         event.task_id,
@@ -257,14 +301,33 @@ class WorkerHub:
             elif isinstance(event, ResultTimedOut):
                 worker.timed_out = True
                 why = f"no task_result within {self.result_timeout:g} s"
-                self._retry(worker.assigned.pop(event.task_id, None), why)
+                self._retry(self._unassign(worker, event.task_id), why)
             elif isinstance(event, Violation):
                 self.violations[event.label] += 1
             elif isinstance(event, Closed):
                 self.closes[event.code] += 1
                 for task_id in event.unfinished_tasks:
-                    self._retry(worker.assigned.pop(task_id, None), "the worker left")
+                    self._retry(self._unassign(worker, task_id), "the worker left")
         worker.wake.set()
+
+    async def _admit(self, nbytes: int) -> None:
+        """Wait until ``nbytes`` more fit the budget (always when nothing is out); take them."""
+        while self.bytes_in_flight and self.bytes_in_flight + nbytes > self.max_bytes_in_flight:
+            self._budget_freed.clear()
+            await self._budget_freed.wait()
+        self.bytes_in_flight += nbytes
+        self.peak_bytes_in_flight = max(self.peak_bytes_in_flight, self.bytes_in_flight)
+
+    def _release(self, nbytes: int) -> None:
+        self.bytes_in_flight -= nbytes
+        self._budget_freed.set()
+
+    def _unassign(self, worker: _Worker, task_id: str) -> _Queued | None:
+        """Take ``task_id`` back from ``worker``, returning its bytes to the budget."""
+        queued = worker.assigned.pop(task_id, None)
+        if queued is not None:
+            self._release(queued.task.nbytes)
+        return queued
 
     def _retry(self, queued: _Queued | None, why: str) -> None:
         """Queue a task again after ``why``, or make ``why`` its outcome after the last try."""
@@ -277,6 +340,11 @@ class WorkerHub:
         _settle(
             queued, TaskOutcome(queued.task.task_id, problems=[problem], attempts=queued.attempts)
         )
+
+
+def _fail_unassigned(queued: _Queued) -> None:
+    if not queued.future.done():
+        queued.future.set_exception(ConnectionError("server closed before the task was assigned"))
 
 
 def _settle(queued: _Queued, outcome: TaskOutcome) -> None:
