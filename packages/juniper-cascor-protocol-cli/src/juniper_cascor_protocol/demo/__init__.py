@@ -23,7 +23,16 @@ from juniper_cascor_protocol.demo.control_service import (
     ControlService,
     TrainingParams,
 )
-from juniper_cascor_protocol.demo.options import LOOPBACK_HOST, DemoOptions
+from juniper_cascor_protocol.demo.options import (
+    LOOPBACK_HOST,
+    MAX_CLIENTS,
+    MAX_DELIVERIES,
+    MAX_FRAMES,
+    MAX_TENSOR_MB,
+    MAX_TIMEOUT_S,
+    DemoOptions,
+)
+from juniper_cascor_protocol.demo.progress import DemoProgress, show_progress
 from juniper_cascor_protocol.demo.report import DemoReport
 from juniper_cascor_protocol.demo.run import run_demo, run_demo_sync
 from juniper_cascor_protocol.demo.server import (
@@ -35,20 +44,32 @@ from juniper_cascor_protocol.demo.server import (
 from juniper_cascor_protocol.demo.training_client import TrainingClient, TrainingClientStats
 from juniper_cascor_protocol.demo.training_hub import TrainingHub
 from juniper_cascor_protocol.demo.worker import DemoWorker, WorkerStats
-from juniper_cascor_protocol.demo.worker_hub import TaskOutcome, WorkerHub, WorkerTask
+from juniper_cascor_protocol.demo.worker_hub import (
+    DEFAULT_MAX_BYTES_IN_FLIGHT,
+    TaskOutcome,
+    WorkerHub,
+    WorkerTask,
+)
 from juniper_cascor_protocol.demo.worker_wire import SessionSocket, TensorTraffic
 from juniper_cascor_protocol.envelope.control import MALFORMED_JSON_CODE
 
 __all__ = [
     "CONTROL_PATH",
+    "DEFAULT_MAX_BYTES_IN_FLIGHT",
     "INVALID_PARAMS_CODE",
     "LOOPBACK_HOST",
     "MALFORMED_JSON_CODE",
+    "MAX_CLIENTS",
+    "MAX_DELIVERIES",
+    "MAX_FRAMES",
+    "MAX_TENSOR_MB",
+    "MAX_TIMEOUT_S",
     "TRAINING_PATH",
     "WORKERS_PATH",
     "ControlClient",
     "ControlService",
     "DemoOptions",
+    "DemoProgress",
     "DemoReport",
     "DemoWorker",
     "LoopbackServer",
@@ -64,4 +85,5 @@ __all__ = [
     "WorkerTask",
     "run_demo",
     "run_demo_sync",
+    "show_progress",
 ]
