@@ -20,6 +20,7 @@ from juniper_cascor_protocol.asyncapi import (
     check_asyncapi,
     generate_asyncapi,
 )
+from juniper_cascor_protocol.cli import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, main
 from juniper_cascor_protocol.envelope import KNOWN_ENVELOPES
 from juniper_cascor_protocol.envelope.control import CONTROL_ENVELOPES
 from juniper_cascor_protocol.envelope.training import TRAINING_ENVELOPES
@@ -259,3 +260,30 @@ def test_the_committed_document_is_the_generated_one() -> None:
         "regenerate with: uv run juniper-cascor-protocol schema --asyncapi --out schemas"
     )
 
+
+def test_schema_asyncapi_writes_the_document_and_check_reports_its_drift(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["schema", "--asyncapi", "--check", "--out", str(tmp_path)]) == EXIT_PROBLEMS
+    assert "missing: asyncapi.json" in capsys.readouterr().out
+
+    assert main(["schema", "--asyncapi", "--out", str(tmp_path)]) == EXIT_OK
+    assert [path.name for path in tmp_path.iterdir()] == ["asyncapi.json"]
+    assert (tmp_path / "asyncapi.json").read_text(encoding="utf-8") == asyncapi_text()
+    assert main(["schema", "--asyncapi", "--check", "--out", str(tmp_path)]) == EXIT_OK
+
+    (tmp_path / "asyncapi.json").write_text("{}\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["schema", "--asyncapi", "--check", "--out", str(tmp_path)]) == EXIT_PROBLEMS
+    assert "out of date: asyncapi.json" in capsys.readouterr().out
+
+
+def test_schema_writes_the_document_beside_the_schemas_and_checks_it(tmp_path: Path) -> None:
+    assert main(["schema", "--out", str(tmp_path)]) == EXIT_OK
+    assert check_asyncapi(tmp_path) == []
+    (tmp_path / "asyncapi.json").unlink()
+    assert main(["schema", "--check", "--out", str(tmp_path)]) == EXIT_PROBLEMS
+
+
+def test_schema_asyncapi_with_stdout_is_a_usage_error() -> None:
+    assert main(["schema", "--asyncapi", "--stdout", "training"]) == EXIT_USAGE

@@ -191,13 +191,18 @@ def _inspect_refused(args: argparse.Namespace, reason: str, size: int | None) ->
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
+    from juniper_cascor_protocol.asyncapi import check_asyncapi, write_asyncapi
     from juniper_cascor_protocol.schema import check_schemas, schema_document, write_schemas
 
+    if args.asyncapi and args.stdout is not None:
+        print(f"{_PROG} schema: --asyncapi writes a file: use it without --stdout", file=sys.stderr)
+        return EXIT_USAGE
     if args.stdout is not None:
         sys.stdout.write(schema_document(args.stdout))
         return EXIT_OK
     if args.check:
-        problems = check_schemas(args.out)
+        problems = [] if args.asyncapi else check_schemas(args.out)
+        problems += check_asyncapi(args.out)
         for problem in problems:
             print(problem)
         if problems:
@@ -208,8 +213,12 @@ def _cmd_schema(args: argparse.Namespace) -> int:
             return EXIT_PROBLEMS
         print(f"schemas in {args.out} match the models")
         return EXIT_OK
+    if args.asyncapi:
+        print(f"wrote the AsyncAPI document {write_asyncapi(args.out)}")
+        return EXIT_OK
     written = write_schemas(args.out)
-    print(f"wrote {len(written)} schemas to {args.out}")
+    asyncapi = write_asyncapi(args.out)
+    print(f"wrote {len(written)} schemas and the AsyncAPI document {asyncapi.name} to {args.out}")
     return EXIT_OK
 
 
@@ -367,6 +376,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="{" + ",".join(SCHEMA_DOCUMENTS) + "}",
         help="print one self-contained schema instead of writing files: every frame of an "
         "endpoint (control: the server's frames; control-request: a client's request)",
+    )
+    schema.add_argument(
+        "--asyncapi",
+        action="store_true",
+        help="only the AsyncAPI 3.0 document of the three endpoints, asyncapi.json in --out "
+        "(written with the schemas too); with --check, check only it",
     )
     schema.set_defaults(handler=_cmd_schema)
 
