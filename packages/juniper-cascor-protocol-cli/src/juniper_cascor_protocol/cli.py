@@ -244,6 +244,37 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_PROBLEMS if report.problems else EXIT_OK
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    from juniper_cascor_protocol.record import record_command
+
+    return record_command(
+        args.url,
+        out=args.out,
+        endpoint=None if args.endpoint is None else f"/ws/{args.endpoint}",
+        frames=args.frames,
+        duration=args.duration,
+        max_frame_bytes=args.max_frame_bytes,
+        as_json=args.json,
+        show_status=not args.no_progress,
+    )
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from juniper_cascor_protocol.replay import replay_command
+
+    return replay_command(
+        args.capture,
+        host=args.host,
+        port=args.port,
+        speed=None if args.as_fast_as_possible else args.speed,
+        passes=args.passes,
+        wait_for_client=args.wait_for_client,
+        max_frame_bytes=args.max_frame_bytes,
+        as_json=args.json,
+        show_status=not args.no_progress,
+    )
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -385,6 +416,84 @@ def build_parser() -> argparse.ArgumentParser:
     )
     schema.set_defaults(handler=_cmd_schema)
 
+    record = add(
+        "record",
+        "Record a live /ws/training or /ws/control endpoint into a capture file, checking every "
+        "frame with the library's client session, with a live status line; stops on Ctrl-C, "
+        "after --frames or --duration, or when the server closes.",
+    )
+    record.add_argument("url", metavar="URL", help="ws:// or wss:// URL of the endpoint")
+    record.add_argument(
+        "-o", "--out", required=True, metavar="FILE", help="capture file, or - for standard output"
+    )
+    record.add_argument(
+        "--endpoint",
+        choices=("training", "control"),
+        help="the endpoint, when the URL's path does not end in /ws/training or /ws/control",
+    )
+    record.add_argument("--frames", type=_positive_int, metavar="N", help="stop after N frames")
+    record.add_argument(
+        "--duration", type=_positive_float, metavar="SECONDS", help="stop after SECONDS"
+    )
+    record.add_argument(
+        "--max-frame-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_FRAME_BYTES,
+        metavar="N",
+        help=f"the longest frame the session reads, in UTF-8 bytes; longer ones are recorded "
+        f"and counted invalid (default {DEFAULT_MAX_FRAME_BYTES})",
+    )
+    record.add_argument("--json", action="store_true", help="print the summary as JSON")
+    record.add_argument(
+        "--no-progress", action="store_true", help="no status line (drawn only on a terminal)"
+    )
+    record.set_defaults(handler=_cmd_record)
+
+    replay = add(
+        "replay",
+        "Serve a capture as a live /ws/training endpoint (seq, initial_metrics for each client, "
+        "chunking) at its original pace, faster, or as fast as possible.",
+    )
+    replay.add_argument("capture", metavar="CAPTURE", help="capture file (record's, or frames)")
+    replay.add_argument("--host", help="address to listen on (127.0.0.1)")
+    replay.add_argument("--port", type=int, help="port; 0 picks a free one (8765)")
+    pace = replay.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--speed",
+        type=_positive_float,
+        default=1.0,
+        metavar="FACTOR",
+        help="pace relative to the capture: 2 is twice as fast (1)",
+    )
+    pace.add_argument(
+        "--as-fast-as-possible", action="store_true", help="send without waiting between frames"
+    )
+    replay.add_argument(
+        "--loop",
+        dest="passes",
+        nargs="?",
+        type=_positive_int,
+        const=None,
+        default=1,
+        metavar="N",
+        help="play the capture N times, or until Ctrl-C without N (once)",
+    )
+    replay.add_argument(
+        "--wait-for-client", action="store_true", help="start playing when a client has joined"
+    )
+    replay.add_argument(
+        "--max-frame-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_FRAME_BYTES,
+        metavar="N",
+        help="a longer message goes out as chunked_message frames "
+        f"(default {DEFAULT_MAX_FRAME_BYTES})",
+    )
+    replay.add_argument("--json", action="store_true", help="print the summary as JSON")
+    replay.add_argument(
+        "--no-progress", action="store_true", help="no status line (drawn only on a terminal)"
+    )
+    replay.set_defaults(handler=_cmd_replay)
     return parser
 
 
