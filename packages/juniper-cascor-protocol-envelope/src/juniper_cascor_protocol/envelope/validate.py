@@ -20,6 +20,12 @@ How it stays cheap (see the benchmark in ``benchmarks/test_envelope_validation.p
 * From JSON, one parse by Pydantic's parser yields the envelope, whichever it is; the text is
   parsed again (by :func:`json.loads`) only when that parser rejects it, so the result is still
   the one ``validate_envelope(json.loads(raw))`` gives.
+* A text of 4096 characters (or bytes) or more, such as an ``initial_metrics`` burst, is decoded
+  by ``pydantic_core.from_json`` and then validated as a dict: Pydantic's JSON validation parses
+  the whole text into a tree of its own before it builds any Python object, and on a list of
+  objects that takes about 1.5 times what ``from_json`` takes to build the objects directly. On
+  a short text the single JSON call is faster. Either way, a text the parser refuses goes to
+  :func:`json.loads`.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import sys
 from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, GetPydanticSchema, TypeAdapter
-from pydantic_core import CoreSchema, SchemaValidator, core_schema
+from pydantic_core import CoreSchema, SchemaValidator, core_schema, from_json
 
 from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope, _exact_str
 from juniper_cascor_protocol.envelope.control import (
@@ -311,7 +317,8 @@ def validate_envelope_json(
     with every top-level value that holds such an integer treated as invalid (``data`` is then
     ``{}``, an extra key is dropped). Such an integer is never converted nor kept.
 
-    Two differences remain with older Pydantic, on input no encoder of this protocol writes:
+    Two differences remain with older Pydantic, on input no encoder of this protocol writes and
+    in a text shorter than 4096 characters (a longer one is decoded as :func:`json.loads` does):
     before 2.11, a key repeated in one object gives its first value where :func:`json.loads`
     gives the last; before 2.12, a JSON integer of 19 or more digits is refused where a float
     is expected (``timestamp``, ``emitted_at_monotonic``) where the dict path accepts it.
@@ -319,20 +326,17 @@ def validate_envelope_json(
     Raises:
         TypeError: ``raw`` is not ``str``, ``bytes``, ``bytearray`` or ``memoryview``.
     """
-    if isinstance(raw, memoryview):
-        raw = raw.tobytes()  # Pydantic's parser takes str, bytes and bytearray only
-    elif not isinstance(raw, str | bytes | bytearray):
-        raise TypeError(
-            "validate_envelope_json: raw must be str, bytes, bytearray or memoryview, "
-            f"got {type(raw).__name__}"
-        )
+    # Two identity tests for the common case (``isinstance`` with a union built a union per call).
+    text = raw if type(raw) is str or type(raw) is bytes else _parser_input(raw)
+    if len(text) >= _LONG_TEXT:
+        return _validate_long_text(text, labels)
     try:
-        result = _validate_json(raw, strict=True)
+        result = _validate_json(text, strict=True)
     except Exception:
         # Pydantic's parser refused the text (not JSON, nested deeper than its limit, a lone
         # surrogate escape, not UTF-8, an integer of more than 4300 digits); the standard parser
         # decides, as in the dict path.
-        return _decode_with_json_module(raw, labels)
+        return _decode_with_json_module(text, labels)
     result_type = type(result)
     if result_type in _KNOWN_CLASSES:
         return result  # type: ignore[no-any-return]
@@ -341,6 +345,35 @@ def validate_envelope_json(
     if isinstance(result, dict):  # not expected (a JSON object's keys are strings), but safe
         return validate_envelope(result, labels=labels)
     return _reserved(NOT_AN_OBJECT_LABEL)
+
+
+_TEXT_TYPES: Final = (str, bytes, bytearray)
+
+
+def _parser_input(raw: object) -> str | bytes | bytearray:
+    """``raw`` as Pydantic's parsers take it: a ``memoryview`` is copied to ``bytes``."""
+    if isinstance(raw, memoryview):
+        return raw.tobytes()
+    if isinstance(raw, _TEXT_TYPES):
+        return raw
+    raise TypeError(
+        "validate_envelope_json: raw must be str, bytes, bytearray or memoryview, "
+        f"got {type(raw).__name__}"
+    )
+
+
+_LONG_TEXT: Final = 4096
+"""From this length on, ``from_json`` and the dict path beat one JSON validation (module doc)."""
+
+
+def _validate_long_text(raw: str | bytes | bytearray, labels: LabelBudget | None) -> BaseEnvelope:
+    try:
+        decoded = from_json(raw)
+    except Exception:  # as in validate_envelope_json: the standard parser decides
+        return _decode_with_json_module(raw, labels)
+    if type(decoded) is not dict:
+        return _reserved(NOT_AN_OBJECT_LABEL)
+    return validate_envelope(decoded, labels=labels)
 
 
 class _TooLongInteger:
