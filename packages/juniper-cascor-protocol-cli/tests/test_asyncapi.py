@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from juniper_cascor_protocol.asyncapi import (
@@ -21,7 +22,11 @@ from juniper_cascor_protocol.asyncapi import (
     generate_asyncapi,
 )
 from juniper_cascor_protocol.cli import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, main
-from juniper_cascor_protocol.envelope import KNOWN_ENVELOPES
+from juniper_cascor_protocol.envelope import (
+    KNOWN_ENVELOPES,
+    ControlServerSession,
+    PongReceived,
+)
 from juniper_cascor_protocol.envelope.control import CONTROL_ENVELOPES
 from juniper_cascor_protocol.envelope.training import TRAINING_ENVELOPES
 from juniper_cascor_protocol.schema import generate_schemas
@@ -239,6 +244,32 @@ def test_each_json_payload_is_the_generated_schema_of_its_message() -> None:
         message = DOCUMENT["components"]["messages"][component]
         assert message["contentType"] == "application/json"
         assert _resolve(message["payload"]["$ref"]) == schemas[file_name], component
+
+
+def test_the_ping_schema_accepts_the_servers_heartbeats() -> None:
+    ping = jsonschema.Draft202012Validator(DOCUMENT["components"]["schemas"]["heartbeat.ping"])
+    for now in (0.0, 1.5, 1_700_000_000.25):
+        assert ping.is_valid(json.loads(ControlServerSession().ping(now=now)))
+    assert not ping.is_valid({"type": "ping"})
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "pong"},
+        {"type": "pong", "ts": 1.5},
+        {"type": "pong", "command": "start"},
+        {"type": "ping"},
+        {"command": "start"},
+        {},
+    ],
+)
+def test_the_pong_schema_accepts_what_the_control_server_takes_as_a_pong(
+    frame: dict[str, Any],
+) -> None:
+    pong = jsonschema.Draft202012Validator(DOCUMENT["components"]["schemas"]["heartbeat.pong"])
+    verdict = ControlServerSession().receive(json.dumps(frame), now=0.0)
+    assert pong.is_valid(frame) == isinstance(verdict, PongReceived)
 
 
 def test_the_tensor_frame_is_binary_with_its_layout_described() -> None:

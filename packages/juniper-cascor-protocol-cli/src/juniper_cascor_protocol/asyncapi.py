@@ -131,6 +131,7 @@ _PONG_SCHEMA: Final = {
     "type": "object",
     "required": ["type"],
     "properties": {"type": {"const": PONG_TYPE}},
+    "not": {"required": ["command"]},  # with a `command`, it is a /ws/control request
     "additionalProperties": True,
 }
 
