@@ -59,12 +59,12 @@ class TensorSummary:
             f"size:    {self.elements} {element_word}, {_bytes(self.payload_bytes)} of payload "
             f"({_bytes(self.frame_bytes)} with the header)",
         ]
-        label = "stats of |z|:" if self.statistics_of == MAGNITUDE else "stats:"
+        label = ("stats of |z|: " if self.statistics_of == MAGNITUDE else "stats: ").ljust(9)
         if self.minimum is None:
-            lines.append(f"{label:<9}no finite values")
+            lines.append(f"{label}no finite values")
         else:
             lines.append(
-                f"{label:<9}min {self.minimum:.6g}  max {self.maximum:.6g}  "
+                f"{label}min {self.minimum:.6g}  max {self.maximum:.6g}  "
                 f"mean {self.mean:.6g}  std {self.std:.6g}"
             )
         lines.append(f"non-finite: {self.nan_count} NaN, {self.inf_count} Inf")
@@ -93,11 +93,14 @@ class _Moments:
             return
         chunk_mean = float(values.mean())
         chunk_m2 = float(np.square(values - chunk_mean).sum())
-        total = self.count + n
-        delta = chunk_mean - self.mean
-        self.mean += delta * n / total
-        self.m2 += chunk_m2 + delta * delta * self.count * n / total
-        self.count = total
+        if self.count == 0:
+            self.count, self.mean, self.m2 = n, chunk_mean, chunk_m2
+        else:
+            total = self.count + n
+            delta = chunk_mean - self.mean
+            self.mean += delta * n / total
+            self.m2 += chunk_m2 + delta * delta * (self.count * n / total)
+            self.count = total
         self.minimum = min(self.minimum, float(values.min()))
         self.maximum = max(self.maximum, float(values.max()))
 
