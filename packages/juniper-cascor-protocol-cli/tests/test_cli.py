@@ -307,3 +307,24 @@ def test_validate_reports_a_chunked_original_that_is_invalid(
     assert report["chunked"]["rejected"] == {"invalid_original": 1}
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["demo", "--frames", "many"], "argument --frames: expected a whole number, got 'many'"),
+        (["demo", "--tensor-mb", "big"], "argument --tensor-mb: expected a number, got 'big'"),
+        (
+            ["demo", "--tensor-mb", "inf"],
+            "argument --tensor-mb: must be a finite number greater than 0, got inf",
+        ),
+        (["validate", "--max-frame-bytes", "0", "-"], "must be at least 1, got 0"),
+    ],
+)
+def test_a_bad_number_is_named_in_words_not_by_the_parsers_function(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert message in err
+    assert "_positive" not in err

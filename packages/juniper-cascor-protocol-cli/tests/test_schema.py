@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from juniper_cascor_protocol.cli import EXIT_OK, EXIT_PROBLEMS, main
 from juniper_cascor_protocol.envelope import (
     KNOWN_ENVELOPES,
     ControlCommand,
@@ -24,6 +25,7 @@ from juniper_cascor_protocol.envelope.control import CONTROL_ENVELOPES
 from juniper_cascor_protocol.envelope.training import TRAINING_ENVELOPES
 from juniper_cascor_protocol.schema import (
     SCHEMA_DIALECT,
+    SCHEMA_DOCUMENTS,
     SCHEMA_ID_PREFIX,
     check_schemas,
     generate_schemas,
@@ -260,3 +262,50 @@ def test_writing_removes_stale_schemas_and_leaves_other_files(tmp_path: Path) ->
     assert notes.read_text(encoding="utf-8") == "kept"
     on_disk = {path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*.schema.json")}
     assert on_disk == set(SCHEMAS) == {path.relative_to(tmp_path).as_posix() for path in written}
+
+
+# --- the command: writing, checking, printing -------------------------------------------------
+
+
+def test_after_writing_the_check_passes_though_a_stale_schema_was_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_schemas(tmp_path)
+    stale = tmp_path / "envelope" / "retired.schema.json"
+    stale.write_text("{}", encoding="utf-8")
+    assert main(["schema", "--check", "--out", str(tmp_path)]) == EXIT_PROBLEMS
+    out = capsys.readouterr().out
+    assert "no longer generated: envelope/retired.schema.json" in out
+    assert f"run `juniper-cascor-protocol schema --out {tmp_path}` to update them" in out
+    assert main(["schema", "--out", str(tmp_path)]) == EXIT_OK
+    assert main(["schema", "--check", "--out", str(tmp_path)]) == EXIT_OK
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize(("name", "file"), sorted(SCHEMA_DOCUMENTS.items()))
+def test_stdout_prints_one_self_contained_document_as_committed(
+    name: str, file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["schema", "--stdout", name]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out == (COMMITTED / file).read_text(encoding="utf-8")
+    document = json.loads(out)
+    jsonschema.Draft202012Validator.check_schema(document)
+    assert all(node["$ref"].startswith("#/") for node in _nodes(document) if "$ref" in node), (
+        "a $ref leads out of the document"
+    )
+
+
+def test_stdout_offers_every_endpoint_and_the_control_request() -> None:
+    assert set(SCHEMA_DOCUMENTS) == {"training", "control", "control-request", "workers"}
+    assert {SCHEMA_DOCUMENTS[name] for name in ("training", "control", "workers")} == {
+        name for name in SCHEMAS if name.startswith("endpoint/")
+    }
+
+
+def _nodes(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        return [node, *(child for value in node.values() for child in _nodes(value))]
+    if isinstance(node, list):
+        return [child for item in node for child in _nodes(item)]
+    return []
