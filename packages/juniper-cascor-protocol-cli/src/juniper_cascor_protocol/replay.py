@@ -175,10 +175,11 @@ def capture_time(item: CapturedMessage) -> float | None:
 
 
 class Playback:
-    """One pass over a capture: which captured messages are broadcast, and what is skipped.
+    """One pass over a capture, read as a client reads it, and what is not replayed.
 
-    :meth:`feed` gives the envelopes to broadcast for one capture line (none, one, or a message
-    rebuilt from its last chunk); :meth:`skip` counts one more message not replayed.
+    :meth:`feed` gives the envelopes a client delivers for one capture line (none, one, or a
+    message rebuilt from its last chunk); the producer then refuses those never broadcast
+    (``initial_metrics``, ``/ws/control`` frames), and :meth:`skip` counts them.
     """
 
     def __init__(self) -> None:
@@ -196,7 +197,7 @@ class Playback:
         self._now = 0.0
 
     def feed(self, line: int, item: CapturedMessage | CaptureFormatError) -> list[BaseEnvelope]:
-        """The envelopes to broadcast for one capture line."""
+        """The envelopes a client delivers for one capture line, in order."""
         if isinstance(item, CaptureFormatError):
             self.unreadable_count += 1
             if len(self.unreadable) < _LISTED_UNREADABLE:
