@@ -160,17 +160,16 @@ class _Builder:
         self.channel_messages: dict[str, dict[str, Any]] = {channel: {} for channel in CHANNELS}
         self.senders: dict[str, dict[str, frozenset[Peer]]] = {channel: {} for channel in CHANNELS}
 
+    def payload(self, key: str, schema: Mapping[str, Any]) -> dict[str, str]:
+        """A ``$ref`` to ``schema``, embedded as the component schema ``key``."""
+        self.schemas[key] = dict(schema)
+        return {"$ref": f"#/components/schemas/{key}"}
+
     def file_payload(self, file_name: str) -> dict[str, str]:
         """A ``$ref`` to the embedded copy of one file of ``schemas/``."""
         if file_name not in self._file_schemas:
             raise LookupError(f"no JSON Schema {file_name} is generated")
-        key = _schema_key(file_name)
-        self.schemas[key] = dict(self._file_schemas[file_name])
-        return {"$ref": f"#/components/schemas/{key}"}
-
-    def inline_payload(self, key: str, schema: Mapping[str, Any]) -> dict[str, str]:
-        self.schemas[key] = dict(schema)
-        return {"$ref": f"#/components/schemas/{key}"}
+        return self.payload(_schema_key(file_name), self._file_schemas[file_name])
 
     def add(
         self,
@@ -189,7 +188,6 @@ class _Builder:
 def _json_message(name: str, summary: str, payload: Mapping[str, str]) -> dict[str, Any]:
     return {
         "name": name,
-        "title": name,
         "summary": summary,
         "contentType": _JSON,
         "payload": payload,
@@ -210,8 +208,8 @@ def _add_envelopes(builder: _Builder) -> None:
 
 
 def _add_heartbeat(builder: _Builder) -> None:
-    ping = builder.inline_payload("heartbeat.ping", _PING_SCHEMA)
-    pong = builder.inline_payload("heartbeat.pong", _PONG_SCHEMA)
+    ping = builder.payload("heartbeat.ping", _PING_SCHEMA)
+    pong = builder.payload("heartbeat.pong", _PONG_SCHEMA)
     for channel in ("training", "control"):
         ping_message = {
             **_json_message(PING_TYPE, "Server → client: the heartbeat.", ping),
