@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from juniper_cascor_protocol.capture import audit_capture
+from juniper_cascor_protocol.capture_file import format_record
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
@@ -31,12 +32,20 @@ requests = st.fixed_dictionaries(
     {"command": st.sampled_from(["start", "stop", "set_params"]) | json_values},
     optional={"command_id": json_values, "params": json_values, "type": st.just("command")},
 )
-lines = st.one_of(
+plain = st.one_of(
     st.binary(max_size=64).filter(lambda raw: b"\n" not in raw),
     frames.map(lambda frame: json.dumps(frame).encode()),
     requests.map(lambda request: json.dumps(request).encode()),
     json_values.map(lambda value: json.dumps(value).encode()),
 )
+records = st.builds(
+    lambda message, received_at: format_record(
+        message, received_at=received_at, endpoint="/ws/training"
+    ).encode(),
+    plain.map(lambda raw: raw.decode("utf-8", "replace")) | st.binary(max_size=16),
+    st.floats(min_value=0, max_value=2e9),
+)
+lines = plain | records
 
 
 @settings(max_examples=150, deadline=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from juniper_cascor_protocol.capture import DEFAULT_MAX_FRAME_BYTES, audit_capture
+from juniper_cascor_protocol.capture_file import CaptureWriter
 from juniper_cascor_protocol.cli import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, main
 from juniper_cascor_protocol.envelope import (
     DEFAULT_LABEL_BUDGET,
@@ -173,7 +175,46 @@ def test_a_line_that_is_not_utf8_is_invalid_with_its_position(
     path.write_bytes(_frame("metrics", 1).encode() + b"\n" + b'{"type": "\xff"}\n')
     assert main(["validate", "--json", str(path)]) == EXIT_PROBLEMS
     (invalid,) = json.loads(capsys.readouterr().out)["invalid"]
-    assert invalid == {"line": 2, "reason": "not UTF-8 text: invalid start byte at byte 10"}
+    assert invalid == {"line": 2, "reason": "not UTF-8 text (byte 10), so not a text frame"}
+
+
+# --- the capture file of record, and plain lines, in one file ---------------------------------
+
+
+def test_records_of_record_are_audited_with_their_receive_times(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    buffer = io.BytesIO()
+    writer = CaptureWriter(buffer)
+    writer.write(_frame("metrics", 1), received_at=1700000000.25, endpoint="/ws/training")
+    writer.write(_frame("metrics", 3), received_at=1700000001.5, endpoint="/ws/training")
+    writer.write(b"\x00\x01", received_at=1700000002.0, endpoint="/ws/training")
+    lines = buffer.getvalue().decode("ascii").splitlines()
+    lines.append(_frame("metrics", 4))  # a plain frame line may follow
+    lines.append('{"capture": 9, "received_at": 1.0, "endpoint": "/ws/training", "text": ""}')
+    code, report = _validate(tmp_path, lines, capsys)
+    assert code == EXIT_PROBLEMS
+    assert report["per_type"] == {"metrics": 3}
+    assert report["seq"]["timeline"] == [
+        {
+            "line": 2,
+            "event": "gap",
+            "seq": 3,
+            "expected": 2,
+            "missing_first": 2,
+            "missing_last": 2,
+            "received_at": 1700000001.5,
+        }
+    ]
+    assert report["invalid"] == [
+        {"line": 3, "reason": "a bytes message; only text frames are read"},
+        {"line": 5, "reason": "record of capture format 9; this tool reads format 1"},
+    ]
+    path = tmp_path / "capture.jsonl"
+    assert main(["validate", str(path)]) == EXIT_PROBLEMS
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["line", "received", "seq", "event", "seq", "detail"] in rows
+    assert ["2", "1700000001.500", "gap", "3", "missing", "2..2", "(1)"] in rows
 
 
 # --- /ws/control requests -------------------------------------------------------------------

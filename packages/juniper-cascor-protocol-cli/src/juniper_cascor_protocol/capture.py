@@ -1,13 +1,16 @@
 """Audit a capture of ``/ws/training`` and ``/ws/control`` traffic with the library's own verdicts.
 
-Every server frame goes through a :class:`TrainingConsumerSession`, as a client receives it: the
-session validates it, checks its ``seq`` (so a frame of an unknown type still takes its number),
-reseeds on ``initial_metrics``, reassembles ``chunked_message`` frames, answers heartbeats and
-refuses a frame over ``max_frame_bytes``. A client's ``/ws/control`` request (``{"command": ...}``,
-no ``type`` or the ``type`` ``"command"``) goes through a :class:`ControlServerSession`, as the
-server reads it. The audit only adds what a report needs: the real name of each unknown type
-(the session's labels come from a budget of this audit's own, never the process-wide one), a
-reason for every invalid frame, and where each ``seq`` anomaly falls.
+A capture line is a record written by ``record`` (its receive time, endpoint and the message:
+see :mod:`.capture_file`) or the plain text of one frame. Every server frame goes through a
+:class:`TrainingConsumerSession`, as a client receives it: the session validates it, checks its
+``seq`` (so a frame of an unknown type still takes its number), reseeds on ``initial_metrics``,
+reassembles ``chunked_message`` frames (aged by the records' receive times), answers heartbeats
+and refuses a frame over ``max_frame_bytes``. A client's ``/ws/control`` request
+(``{"command": ...}``, no ``type`` or the ``type`` ``"command"``) goes through a
+:class:`ControlServerSession`, as the server reads it. The audit only adds what a report needs:
+the real name of each unknown type (the session's labels come from a budget of this audit's own,
+never the process-wide one), a reason for every invalid frame, and where each ``seq`` anomaly
+falls.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from juniper_cascor_protocol.capture_file import CaptureFormatError, parse_capture_line
 from juniper_cascor_protocol.envelope import (
     KNOWN_ENVELOPES,
     ChunkRejected,
@@ -44,12 +48,8 @@ from juniper_cascor_protocol.envelope.control_session import (
     DEFAULT_MAX_REQUEST_BYTES,
     CommandReceived,
 )
-from juniper_cascor_protocol.envelope.labels import (
-    INVALID_TYPE_LABEL,
-    MALFORMED_JSON_LABEL,
-    MISSING_TYPE_LABEL,
-    NOT_AN_OBJECT_LABEL,
-)
+from juniper_cascor_protocol.frame_verdict import INVALID_LABELS
+from juniper_cascor_protocol.wording import count_of
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
@@ -77,12 +77,6 @@ OTHER_UNKNOWN_TYPES: Final = "(further names)"
 """The row counting unknown frames whose name came after ``max_unknown_types`` others."""
 
 _NAME_SHOWN_CHARS: Final = 80
-_INVALID_LABELS: Final = frozenset(KNOWN_ENVELOPES) | {
-    MISSING_TYPE_LABEL,
-    INVALID_TYPE_LABEL,
-    MALFORMED_JSON_LABEL,
-    NOT_AN_OBJECT_LABEL,
-}
 _HEARTBEAT: Final = "ping"
 
 
@@ -110,10 +104,6 @@ class SeqProblem:
     missing_last: int | None = None
     missed: int | None = None
     received_at: float | None = None
-
-
-def _plural(count: int, singular: str, plural: str | None = None) -> str:
-    return f"{count} {singular if count == 1 else (plural or singular + 's')}"
 
 
 @dataclass
@@ -215,7 +205,7 @@ class CaptureReport:
         parts: list[Any] = []
         if self.interrupted_at_line is not None:
             parts.append(Text(f"interrupted at line {self.interrupted_at_line}: a partial report"))
-        heading = _plural(self.frames, "frame")
+        heading = count_of(self.frames, "frame")
         parts.append(Text(heading))
         kinds = sorted(set(self.per_type) | set(self.invalid_per_type))
         if kinds or self.requests:
@@ -236,7 +226,7 @@ class CaptureReport:
             parts.append(table)
         if self.unknown_types:
             table = Table(box=None, show_edge=False, pad_edge=False)
-            table.add_column(f"unknown type ({_plural(len(self.unknown_types), 'name')})")
+            table.add_column(f"unknown type ({count_of(len(self.unknown_types), 'name')})")
             table.add_column("frames", justify="right")
             for name, count in sorted(self.unknown_types.items()):
                 table.add_row(Text(name), str(count))
@@ -247,11 +237,11 @@ class CaptureReport:
             parts.append(Text(f"  ... {self.invalid_count - len(self.invalid)} more not listed"))
         parts.append(
             Text(
-                f"seq: {_plural(self.gaps, 'gap')} "
-                f"({_plural(self.missing, 'frame')} missing), "
-                f"{_plural(self.duplicates, 'duplicate')}, {_plural(self.resets, 'reset')}, "
-                f"{_plural(self.reseeds, 'reseed')} "
-                f"({_plural(self.missed_while_away, 'frame')} sent while away)"
+                f"seq: {count_of(self.gaps, 'gap')} "
+                f"({count_of(self.missing, 'frame')} missing), "
+                f"{count_of(self.duplicates, 'duplicate')}, {count_of(self.resets, 'reset')}, "
+                f"{count_of(self.reseeds, 'reseed')} "
+                f"({count_of(self.missed_while_away, 'frame')} sent while away)"
             )
         )
         if self.seq_events:
@@ -262,7 +252,7 @@ class CaptureReport:
             Text(
                 f"chunked: {sum(self.reassembled.values())} reassembled"
                 + (f" ({rebuilt})" if rebuilt else "")
-                + f", {_plural(sum(self.chunk_rejections.values()), 'chunk frame')} rejected"
+                + f", {count_of(sum(self.chunk_rejections.values()), 'chunk frame')} rejected"
                 + (f" ({refused})" if refused else "")
                 + f", {self.incomplete_chunked} incomplete"
             )
@@ -397,19 +387,16 @@ class CaptureAudit:
         """The number of the last line fed."""
         return self._last_line
 
-    def feed_line(self, number: int, raw: bytes, *, received_at: float | None = None) -> None:
-        """One line of a plain JSON-lines capture (blank lines are skipped)."""
+    def feed_line(self, number: int, raw: bytes) -> None:
+        """One line of a capture: a record of ``record``, or a frame's text (blank: skipped)."""
         self._last_line = number
-        if not raw.strip():
-            return
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            self._invalid(
-                number, "_not_utf8", f"not UTF-8 text: {error.reason} at byte {error.start}"
-            )
+            captured = parse_capture_line(raw)
+        except CaptureFormatError as error:
+            self._invalid(number, "_capture_line", str(error))
             return
-        self.feed_text(number, text, received_at=received_at)
+        if captured is not None:
+            self.feed_text(number, captured.message, received_at=captured.received_at)
 
     def feed_oversized(self, number: int, size: int) -> None:
         """A line too long to read: counted as a frame over the limit, by its length."""
@@ -522,7 +509,7 @@ class CaptureAudit:
 
     def _unknown(self, number: int, event: UnknownFrame, message: str | bytes) -> None:
         label = event.envelope.type
-        if label in _INVALID_LABELS:
+        if label in INVALID_LABELS:
             self._invalid(number, label, explain_invalid(message))
             return
         # The session's label is cut and sanitized; the report names the type as it was sent.
