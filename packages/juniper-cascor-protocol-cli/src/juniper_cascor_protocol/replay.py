@@ -546,8 +546,8 @@ def replay_command(
 
     async def run(stop: asyncio.Event) -> None:
         async with server:
-            waiting = " (waits for a client)" if wait_for_client else ""
-            print(f"replaying {capture} on {server.url}{waiting}; Ctrl-C stops", file=sys.stderr)
+            waiting = ", once a client has joined" if wait_for_client else ""
+            print(f"serving {server.url} from {capture}{waiting}; Ctrl-C stops", file=sys.stderr)
             sys.stderr.flush()
             if not (show_status and errors.is_terminal):
                 await server.play(stop)
