@@ -16,7 +16,8 @@ Two modes of validation, on purpose:
   so a typed envelope always dumps back to exactly the frame it came from. In that mode the
   free-form ``data`` (and ``CommandResponseData.result``, ``InitialMetricsData.metrics``) is the
   frame's own, freshly decoded ``dict``/``list``, taken as is: Pydantic's copy, item by item,
-  took twice as long as checking in C that every key is a string, which is still done.
+  took twice as long as checking in C that every key is a string, which is still done (by
+  keyword unpacking, see ``_string_keys_only``).
 
 ``timestamp`` and ``emitted_at_monotonic`` must be finite in both modes: ``NaN`` or infinity is
 no point in time (the fallback of ``validate_envelope`` treats them the same way).
@@ -48,8 +49,10 @@ __all__ = ["BaseEnvelope", "UnknownEnvelope"]
 
 def _string_keys_only(value: dict[Any, Any]) -> dict[Any, Any]:
     try:
-        # ``str.join`` refuses any key that is not a str, in C and without copying the dict.
-        "".join(value)
+        # Keyword unpacking refuses any key that is not a str. CPython marks a dict whose keys
+        # are all exact str, so the check does not look at each key: this copies the dict in C
+        # (twice, and drops the copies) in less time than ``str.join`` of the keys took.
+        {}.update(**value)
     except TypeError:
         raise ValueError("every key must be a string") from None
     return value

@@ -284,7 +284,7 @@ def validate_envelope(frame: dict[str, Any], *, labels: LabelBudget | None = Non
             # strict ``Literal`` refuses a str subclass on older Pydantic.
             frame = dict(dict.items(frame))
             frame["type"] = type_ = _exact_str(type_)
-        if isinstance(type_, str) and type_ in KNOWN_ENVELOPES:
+        if type(type_) is str and type_ in KNOWN_ENVELOPES:  # an exact str by now
             result = _validate_python(frame, strict=True)
             # Exact type checks: ``isinstance`` on a model class goes through ``ABCMeta``.
             result_type = type(result)
