@@ -527,7 +527,7 @@ class Recorder:
         )
 
     def status(self, now: float | None = None) -> Text:
-        """The live status line: time, frames, rate, bytes, types, seq gaps, invalid frames."""
+        """The live status line: time, frames, rate, bytes, seq gaps, invalid frames, types."""
         now = time.monotonic() if now is None else now
         tally = self.tally
         shown = ", ".join(f"{name} {n:,}" for name, n in tally.types.most_common(_TYPES_SHOWN))
@@ -535,15 +535,16 @@ class Recorder:
         if hidden > 0:
             shown += f", +{hidden} more"
         seq = self._listener.seq()
-        line = Text()
+        # One terminal line: what matters most first, the list of types cut at the edge.
+        line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f"{now - self._started:6.1f} s  ", style="dim")
         line.append(f"{count_of(tally.frames, 'frame')}  {self._rate(now):,.1f}/s  ")
         line.append(f"{_size(self._bytes_written)}  ")
-        line.append(f"types: {shown or '-'}  ")
         gaps = "-" if seq is None else f"{seq.gaps:,}"
         line.append(f"seq gaps {gaps}  ", style="bold red" if seq and seq.gaps else "")
         invalid = sum(self.tally.invalid.values())
-        line.append(f"invalid {invalid:,}", style="bold red" if invalid else "")
+        line.append(f"invalid {invalid:,}  ", style="bold red" if invalid else "")
+        line.append(f"types: {shown or '-'}")
         return line
 
     @property
