@@ -52,7 +52,8 @@ def _string_keys_only(value: dict[Any, Any]) -> dict[Any, Any]:
         # Keyword unpacking refuses any key that is not a str. CPython marks a dict whose keys
         # are all exact str, so the check does not look at each key: this copies the dict in C
         # (twice, and drops the copies) in less time than ``str.join`` of the keys took.
-        {}.update(**value)
+        copy: dict[str, Any] = {}
+        copy.update(**value)
     except TypeError:
         raise ValueError("every key must be a string") from None
     return value
