@@ -56,6 +56,7 @@ __all__ = [
     "DEFAULT_MAX_LISTED",
     "DEFAULT_MAX_UNKNOWN_TYPES",
     "INVALID_ORIGINAL",
+    "OTHER_UNKNOWN_TYPES",
     "CaptureAudit",
     "CaptureReport",
     "InvalidFrame",
@@ -321,7 +322,7 @@ def explain_invalid(text: str | bytes) -> str:
             return f"invalid {kind!r} frame: " + "; ".join(describe_validation_error(dict_error))
     except RecursionError:
         return f"invalid {kind!r} frame: nested too deeply"
-    return f"invalid {kind!r} frame: an integer too long to convert"
+    return f"invalid {kind!r} frame: no field-level reason found"
 
 
 def _json_kind(value: object) -> str:

@@ -18,7 +18,11 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from juniper_cascor_protocol.capture import CaptureAudit
+    from juniper_cascor_protocol.capture_input import CaptureLine
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -122,7 +126,9 @@ def _max_line_bytes(max_frame_bytes: int) -> int:
     return max_frame_bytes * _RECORD_EXPANSION + _RECORD_OVERHEAD
 
 
-def _audit_lines(audit: Any, lines: Iterator[Any], advance: Callable[[int], None] | None) -> None:
+def _audit_lines(
+    audit: CaptureAudit, lines: Iterator[CaptureLine], advance: Callable[[int], None] | None
+) -> None:
     for line in lines:
         if advance is not None:
             advance(line.size + 1)
