@@ -42,7 +42,10 @@ from juniper_cascor_protocol.envelope.chunking import (
     ReassemblyStatus,
     RejectReason,
 )
-from juniper_cascor_protocol.envelope.control import CONTROL_ENVELOPES
+from juniper_cascor_protocol.envelope.control import (
+    CONTROL_ENVELOPES,
+    ConnectionEstablishedEnvelope,
+)
 from juniper_cascor_protocol.envelope.labels import LabelBudget
 from juniper_cascor_protocol.envelope.protocol_version import (
     PROTOCOL_VERSION,
@@ -73,6 +76,7 @@ from juniper_cascor_protocol.envelope.training import (
     InitialMetricsEnvelope,
     MetricsEnvelope,
 )
+from juniper_cascor_protocol.envelope.validate import KNOWN_ENVELOPES
 
 __all__ = [
     "DEFAULT_RECENT_METRICS",
@@ -90,6 +94,9 @@ __all__ = [
 
 DEFAULT_RECENT_METRICS: Final = 100
 """``metrics`` payloads a producer keeps for the ``initial_metrics`` burst (as juniper-cascor)."""
+
+_SEQ_ANOMALIES: Final = (SeqEvent.GAP, SeqEvent.DUPLICATE, SeqEvent.RESET)
+_TYPED_ENVELOPES: Final = frozenset(KNOWN_ENVELOPES.values())
 
 _NOT_BROADCAST: Final = frozenset(
     {InitialMetricsEnvelope, ChunkedMessageEnvelope, *CONTROL_ENVELOPES}
@@ -384,38 +391,49 @@ class TrainingConsumerSession:
         else is refused as a binary frame.
         """
         self._messages += 1
-        events: list[TrainingEvent] = list(self.expire(now=now))
+        events: list[TrainingEvent] = []
+        if self._reassembler.in_flight:
+            events.extend(self.expire(now=now))
+        else:
+            self._now = now  # nothing to expire; the reassembler reads the time from here
         text = text_or_refusal(message, self._max_frame_bytes)
         if isinstance(text, ProtocolViolation):
             self._refused[text.label] += 1
             events.append(text)
             return events
         envelope = decode_frame(text, self._labels)
-        if is_ping(envelope, text):
-            self._heartbeats += 1
-            events.append(PingReceived())
-            return events
-        greeting = greeting_outcome(envelope, self._supported)
-        if greeting is not None:
-            self._greetings += 1
-            events.append(greeting)
-            return events
-        if isinstance(envelope, InitialMetricsEnvelope):
-            events.append(self._reseed(envelope))
+        # The validators return these classes themselves; exact type tests are much cheaper
+        # than ``isinstance`` on a model class, which goes through ``ABCMeta``.
+        kind = type(envelope)
+        if kind is UnknownEnvelope or kind is ConnectionEstablishedEnvelope:
+            if is_ping(envelope, text):
+                self._heartbeats += 1
+                events.append(PingReceived())
+                return events
+            greeting = greeting_outcome(envelope, self._supported)
+            if greeting is not None:
+                self._greetings += 1
+                events.append(greeting)
+                return events
+        if kind is InitialMetricsEnvelope:
+            events.append(self._reseed(envelope))  # type: ignore[arg-type]
+        elif envelope.seq is None:
+            self._tracker.observe(envelope)  # counted as ignored
         else:
-            observation = self._tracker.observe(envelope)
-            if observation.event in (SeqEvent.GAP, SeqEvent.DUPLICATE, SeqEvent.RESET):
+            observation = self._tracker.observe_seq(envelope.seq)
+            if observation.event in _SEQ_ANOMALIES:
                 events.append(SeqAnomaly(observation))
         outcome = self._reassembler.feed(envelope)
-        if outcome.status is ReassemblyStatus.REJECTED and outcome.reason is not None:
+        status = outcome.status
+        if status is ReassemblyStatus.PASSTHROUGH:
+            events.append(self._deliver(envelope, reassembled=False))
+        elif status is ReassemblyStatus.REJECTED and outcome.reason is not None:
             events.append(ChunkRejected(outcome.reason, outcome.chunk_id))
-        elif outcome.status is ReassemblyStatus.COMPLETE and outcome.envelope is not None:
+        elif status is ReassemblyStatus.COMPLETE and outcome.envelope is not None:
             original = outcome.envelope
             if isinstance(original, InitialMetricsEnvelope):
                 events.append(self._reseed(original))
             events.append(self._deliver(original, reassembled=True))
-        elif outcome.status is ReassemblyStatus.PASSTHROUGH:
-            events.append(self._deliver(envelope, reassembled=False))
         return events  # PENDING and DUPLICATE chunks need nothing from the application
 
     def expire(self, *, now: float) -> list[ReassemblyExpired]:
@@ -456,7 +474,10 @@ class TrainingConsumerSession:
     def _deliver(
         self, envelope: BaseEnvelope, *, reassembled: bool
     ) -> EnvelopeReceived | UnknownFrame:
-        if isinstance(envelope, UnknownEnvelope):
+        kind = type(envelope)
+        if kind is UnknownEnvelope or (
+            kind not in _TYPED_ENVELOPES and isinstance(envelope, UnknownEnvelope)
+        ):
             self._unknown[envelope.type] += 1
             return UnknownFrame(envelope, reassembled=reassembled)
         self._delivered[envelope.type] += 1
