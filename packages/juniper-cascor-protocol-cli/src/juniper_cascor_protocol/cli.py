@@ -229,25 +229,16 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    try:
-        from juniper_cascor_protocol.demo import DemoOptions, run_demo_sync
-    except ImportError as error:
-        print(
-            f"the demo needs websockets ({error}): pip install 'juniper-cascor-protocol[cli]'",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    try:
-        options = DemoOptions(frames=args.frames, clients=args.clients, tensor_mb=args.tensor_mb)
-    except ValueError as error:
-        print(f"juniper-cascor-protocol demo: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    report = run_demo_sync(options)
-    if args.json:
-        _print_json(report.to_json())
-    else:
-        print(report.render())
-    return EXIT_PROBLEMS if report.problems else EXIT_OK
+    from juniper_cascor_protocol.demo.command import demo_command
+
+    return demo_command(
+        frames=args.frames,
+        clients=args.clients,
+        tensor_mb=args.tensor_mb,
+        timeout_s=args.timeout,
+        as_json=args.json,
+        show_status=not args.no_progress,
+    )
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
@@ -338,12 +329,37 @@ def build_parser() -> argparse.ArgumentParser:
         "Run a loopback server, a worker and training clients over all three endpoints "
         "and print a summary.",
     )
-    demo.add_argument("--frames", type=_positive_int, default=2000, help="broadcast frames (2000)")
-    demo.add_argument("--clients", type=_positive_int, default=2, help="training clients (2)")
+    # The limits are the demo's (juniper_cascor_protocol.demo.MAX_*; a test holds them equal).
     demo.add_argument(
-        "--tensor-mb", type=_positive_float, default=8.0, help="size of the largest tensor (8 MB)"
+        "--frames",
+        type=_positive_int,
+        default=2000,
+        help="broadcast frames, 1 to 1,000,000, and frames x clients at most 10,000,000 (2000)",
+    )
+    demo.add_argument(
+        "--clients",
+        type=_positive_int,
+        default=2,
+        help="training clients, and as many workers with one task each, 1 to 64 (2)",
+    )
+    demo.add_argument(
+        "--tensor-mb",
+        type=_positive_float,
+        default=8.0,
+        help="size of each task's input tensor in MB (10**6 bytes), above 0 up to 64 (8)",
+    )
+    demo.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="stop the traffic after this long, up to 3600 (default: 60 s plus 1 s per 5,000 "
+        "frames x clients and per 10 MB of tensors)",
     )
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.add_argument(
+        "--no-progress", action="store_true", help="no live display (drawn only on a terminal)"
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     validate = add(
