@@ -120,3 +120,17 @@ def test_a_reader_that_went_away_ends_the_tool_quietly_with_141(
         os.close(write_end)
     assert done.returncode == EXIT_BROKEN_PIPE
     assert done.stderr == b""
+
+
+def test_ctrl_c_in_any_command_exits_130_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from juniper_cascor_protocol import schema
+
+    def pressed(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(schema, "generate_schemas", pressed)
+    assert main(["schema", "--stdout", "training"]) == EXIT_INTERRUPTED
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "juniper-cascor-protocol schema: interrupted\n")
