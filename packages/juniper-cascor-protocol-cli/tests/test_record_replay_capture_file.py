@@ -68,7 +68,13 @@ def test_a_plain_frame_line_is_returned_as_the_text_frame_it_is(line: str) -> No
 
 def test_blank_lines_hold_nothing() -> None:
     assert parse_capture_line(b"  \r\n") is None
+    assert parse_capture_line(b"\t\x0b\x0c") is None
     assert parse_capture_line("") is None
+
+
+@pytest.mark.parametrize("text", ["\x1c", "\u2028", '{"type": "metrics"}\u00a0'])
+def test_other_whitespace_belongs_to_the_frame(text: str) -> None:
+    assert parse_capture_line(text.encode() + b"\n") == CapturedMessage(text)
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,8 @@ CAPTURE_FORMAT: Final = 1
 """The version of the record format, written in every record's ``capture`` key."""
 
 _FORMAT_KEY: Final = "capture"
+# What ``bytes.strip`` strips: a line ending and ASCII blanks around it, nothing a frame may hold.
+_LINE_BLANKS: Final = " \t\n\r\x0b\x0c"
 _PAYLOAD_KEYS: Final = ("text", "binary")
 
 
@@ -85,6 +87,9 @@ def format_record(message: str | bytes, *, received_at: float, endpoint: str) ->
 def parse_capture_line(line: bytes | str) -> CapturedMessage | None:
     """The message one capture line holds; ``None`` for a blank line.
 
+    ASCII blanks around the line (its line ending included) are not part of the message;
+    other whitespace is, so a frame is returned exactly as received.
+
     A line that is a JSON object with ``capture`` and no ``type`` is a record; any other line
     is a plain text frame, returned as is (whether it is a valid frame is the session's verdict,
     not this reader's).
@@ -102,7 +107,7 @@ def parse_capture_line(line: bytes | str) -> CapturedMessage | None:
             ) from None
     else:
         text = line
-    text = text.strip()
+    text = text.strip(_LINE_BLANKS)
     if not text:
         return None
     if not text.startswith("{") or f'"{_FORMAT_KEY}"' not in text:
