@@ -143,11 +143,6 @@ class CaptureReport:
     """Set when the audit stopped before the end of the capture (Ctrl-C): a partial report."""
 
     @property
-    def seq_problems(self) -> list[SeqProblem]:
-        """The listed gaps, duplicates and resets (reseeds are no problem)."""
-        return [event for event in self.seq_events if event.event != "reseeded"]
-
-    @property
     def clean(self) -> bool:
         """No invalid frame, seq or chunk problem (unknown types alone are not problems)."""
         return self.invalid_count == 0 and not (
@@ -206,11 +201,10 @@ class CaptureReport:
         parts: list[Any] = []
         if self.interrupted_at_line is not None:
             parts.append(Text(f"interrupted at line {self.interrupted_at_line}: a partial report"))
-        heading = count_of(self.frames, "frame")
-        parts.append(Text(heading))
+        parts.append(Text(count_of(self.frames, "frame")))
         kinds = sorted(set(self.per_type) | set(self.invalid_per_type))
         if kinds or self.requests:
-            table = Table(title=None, box=None, show_edge=False, pad_edge=False)
+            table = Table(box=None, show_edge=False, pad_edge=False)
             table.add_column("type")
             table.add_column("valid", justify="right")
             table.add_column("invalid", justify="right")
