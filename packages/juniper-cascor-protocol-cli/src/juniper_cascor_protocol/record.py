@@ -72,8 +72,10 @@ __all__ = [
     "RecordOptions",
     "RecordSummary",
     "Recorder",
+    "Tally",
     "endpoint_of",
     "record_command",
+    "shown_url",
 ]
 
 LABEL_BUDGET: Final = 1024

@@ -74,9 +74,11 @@ __all__ = [
     "Pacer",
     "Playback",
     "ReplayEnd",
+    "ReplayError",
     "ReplayOptions",
     "ReplayServer",
     "ReplaySummary",
+    "capture_time",
     "replay_command",
 ]
 
@@ -378,12 +380,14 @@ class ReplayServer:
         )
 
     def status(self) -> Text:
-        line = Text()
+        """The live status line: the pass, where in the capture, what was sent, to how many."""
+        line = Text(no_wrap=True, overflow="ellipsis")
         passes = "∞" if self.options.passes is None else str(self.options.passes)
         line.append(f"pass {self.passes_done + 1}/{passes}  ", style="dim")
         line.append(f"capture at {self.position_s:,.1f} s  ")
-        line.append(f"{self.messages_sent:,} messages  {self.hub.frames_sent:,} frames  ")
-        line.append(f"{self.hub.subscribers} clients connected")
+        line.append(f"{count_of(self.messages_sent, 'message')}  ")
+        line.append(f"{count_of(self.hub.frames_sent, 'frame')}  ")
+        line.append(f"{count_of(self.hub.subscribers, 'client')} connected")
         return line
 
 
