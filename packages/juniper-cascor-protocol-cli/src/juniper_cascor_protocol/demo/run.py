@@ -75,7 +75,7 @@ from juniper_cascor_protocol.worker.tensor_names import (
     RESULT_TENSORS,
 )
 
-__all__ = ["run_demo", "run_demo_sync"]
+__all__ = ["INTERRUPTED", "run_demo", "run_demo_sync"]
 
 # Broadcast mix: mostly metrics, as in a real training run.
 _MIX: Final[tuple[type[BaseEnvelope], ...]] = (
@@ -100,18 +100,28 @@ _CLEAN_CLOSES: Final = frozenset({CloseCode.NORMAL, CloseCode.NO_MORE_WORK})
 _PROGRESS_INTERVAL_S: Final = 0.2
 
 
+INTERRUPTED: Final = "interrupted before the end: the report is partial"
+"""The problem a run stopped through ``run_demo(stop=...)`` reports."""
+
+
+class _StoppedError(Exception):
+    """``stop`` was set before the run ended."""
+
+
 async def run_demo(
     options: DemoOptions | None = None,
     *,
     on_progress: Callable[[DemoProgress], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> DemoReport:
     """Run one demo over loopback and return its report; never raises for what it observes.
 
     The traffic is stopped at ``options.time_limit_s``, and a run cut short reports what it saw
     so far plus a ``timed out`` problem; closing the connections then takes at most about one
-    second more (see ``transport.CLOSE_TIMEOUT_S``). Failures of the clients or the server
-    are reported as problems too. ``on_progress``, if given, is called about five times a
-    second with what has been done so far, and once more at the end.
+    second more (see ``transport.CLOSE_TIMEOUT_S``). Setting ``stop`` (the command sets it on
+    Ctrl-C) ends the run the same way, with the problem :data:`INTERRUPTED`. Failures of the
+    clients or the server are reported as problems too. ``on_progress``, if given, is called
+    about five times a second with what has been done so far, and once more at the end.
     """
     demo = _Demo(options if options is not None else DemoOptions())
     started = time.perf_counter()
@@ -120,9 +130,11 @@ async def run_demo(
         watcher = asyncio.create_task(_report_progress(demo, on_progress))
     try:
         async with asyncio.timeout(demo.options.time_limit_s):
-            await demo.execute()
+            await _unless_stopped(demo.execute(), stop)
     except TimeoutError:
         demo.problems.append(f"timed out after {demo.options.time_limit_s:g} s")
+    except _StoppedError:
+        demo.problems.append(INTERRUPTED)
     except Exception as error:
         demo.problems.extend(_describe(error))
     finally:
@@ -141,6 +153,28 @@ def run_demo_sync(
 ) -> DemoReport:
     """:func:`run_demo` in a fresh event loop (``asyncio.run``)."""
     return asyncio.run(run_demo(options, on_progress=on_progress))
+
+
+async def _unless_stopped(job: Coroutine[Any, Any, None], stop: asyncio.Event | None) -> None:
+    """Await ``job``; if ``stop`` is set first, cancel it and raise :class:`_StoppedError`."""
+    if stop is None:
+        await job
+        return
+    running = asyncio.ensure_future(job)
+    stopping = asyncio.ensure_future(stop.wait())
+    stopped = False
+    try:
+        done, _ = await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopped = running not in done
+    finally:  # also when the time limit cancels us: neither may outlive the run
+        for task in (running, stopping):
+            task.cancel()
+        for task in (running, stopping):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if stopped:
+        raise _StoppedError
+    running.result()
 
 
 async def _report_progress(demo: _Demo, on_progress: Callable[[DemoProgress], None]) -> None:
