@@ -225,6 +225,24 @@ def test_stopping_flushes_the_capture_and_says_it_was_interrupted(tmp_path: Path
     assert [m.message for m in captured(out)] == script
 
 
+def test_a_frame_over_the_limit_is_recorded_and_counted_invalid(tmp_path: Path) -> None:
+    big = '{"type":"metrics","timestamp":1.0,"data":{"pad":"%s"},"seq":1}' % ("x" * 2000)
+    with ScriptedServer([GREETING, big]) as server:
+        _, summary = record(server.url(), tmp_path / "c.jsonl", max_frame_bytes=1024)
+    assert [m.message for m in captured(tmp_path / "c.jsonl")] == [GREETING, big]
+    assert summary.tally.invalid == {"oversized": 1}
+
+
+def test_a_frame_far_over_the_limit_ends_the_connection_as_a_problem(tmp_path: Path) -> None:
+    huge = '{"type":"metrics","timestamp":1.0,"data":{"pad":"%s"}}' % ("x" * 5000)
+    with ScriptedServer([GREETING, huge], end="idle") as server:
+        _, summary = record(server.url(), tmp_path / "c.jsonl", max_frame_bytes=1024)
+    assert [m.message for m in captured(tmp_path / "c.jsonl")] == [GREETING]
+    assert summary.close is not None
+    assert "(code 1009" in summary.close
+    assert summary.problems == [f"the connection ended abnormally: {summary.close}"]
+
+
 def test_a_control_endpoint_is_read_with_the_control_client_session(tmp_path: Path) -> None:
     script = [
         GREETING,

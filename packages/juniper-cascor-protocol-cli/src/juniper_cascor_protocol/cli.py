@@ -462,8 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=DEFAULT_MAX_FRAME_BYTES,
         metavar="N",
-        help=f"the longest frame the session reads, in UTF-8 bytes; longer ones are recorded "
-        f"and counted invalid (default {DEFAULT_MAX_FRAME_BYTES})",
+        help=f"the longest frame the session reads, in UTF-8 bytes (default "
+        f"{DEFAULT_MAX_FRAME_BYTES}); one up to 4 times longer is recorded and counted invalid, "
+        "a longer one ends the connection (1009)",
     )
     record.add_argument("--json", action="store_true", help="print the summary as JSON")
     record.add_argument(
