@@ -39,6 +39,8 @@ the same values, so a relay re-sends exactly what it received.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any, ClassVar, Final, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetPydanticSchema
@@ -157,23 +159,38 @@ class BaseEnvelope(BaseModel):
             options = _none_extras_kept(self, options)
         else:
             options["exclude_none"] = exclude_none
-        try:
-            text = super().model_dump_json(indent=indent, **options)
-        except PydanticSerializationError as error:
-            if not _written_by_json_module(error):
-                raise
-        else:
-            # A replacement character may be one Pydantic wrote for a surrogate in a key: the
-            # slower path below decides (for a legitimate one, it gives the same values).
-            if _REPLACEMENT_CHARACTER not in text:
-                return text
+        text = _pydantic_text(partial(super().model_dump_json, indent=indent, **options))
+        if text is not None:
+            return text
         options.pop("ensure_ascii", None)
-        return json.dumps(
-            _python_values(self, options),
-            indent=indent,
-            separators=None if indent is not None else (",", ":"),
-            default=to_jsonable_python,  # what is not JSON-native, as Pydantic's JSON mode has it
-        )
+        return _json_module_text(_python_values(self, options), indent)
+
+
+def _pydantic_text(dump: Callable[[], str]) -> str | None:
+    """Pydantic's JSON text, ``dump()``, or ``None`` where :func:`_json_module_text` must write it.
+
+    Shared by the envelopes and ``ControlCommand``. Pydantic fails on a string holding a lone
+    surrogate and on data nested deeper than it goes, and writes ``"\\ufffd"`` for a surrogate
+    in a key: a replacement character in its text sends the values to the slower writer, which
+    gives the same values for a legitimate one.
+    """
+    try:
+        text = dump()
+    except PydanticSerializationError as error:
+        if not _written_by_json_module(error):
+            raise
+        return None
+    return None if _REPLACEMENT_CHARACTER in text else text
+
+
+def _json_module_text(values: Any, indent: int | None = None) -> str:
+    """``values`` written by :func:`json.dumps`: every non-ASCII character escaped."""
+    return json.dumps(
+        values,
+        indent=indent,
+        separators=None if indent is not None else (",", ":"),
+        default=to_jsonable_python,  # what is not JSON-native, as Pydantic's JSON mode has it
+    )
 
 
 def _written_by_json_module(error: Exception) -> bool:

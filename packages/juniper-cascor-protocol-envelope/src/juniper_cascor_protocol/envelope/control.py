@@ -23,6 +23,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Annotated, Any, ClassVar, Final, Literal, TypeAlias
 
 from pydantic import (
@@ -33,13 +34,15 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
-from pydantic_core import PydanticSerializationError, from_json, to_jsonable_python
+from pydantic_core import from_json
 
 from juniper_cascor_protocol.envelope.base import (
     _WIRE_MODEL_CONFIG,
     BaseEnvelope,
     _exact_str,
     _FreeFormDict,
+    _json_module_text,
+    _pydantic_text,
 )
 from juniper_cascor_protocol.envelope.errors import describe_validation_error
 
@@ -146,11 +149,12 @@ class ControlCommand(BaseModel):
             return None
 
     def to_wire_dict(self) -> dict[str, Any]:
-        """The request as the JSON-compatible dict sent on the wire (no ``None`` id)."""
-        try:
-            return self.model_dump(mode="json", exclude=self._absent())
-        except ValueError:  # a lone surrogate (see below), or params nested past Pydantic's depth
-            return json.loads(self.to_wire_json())  # type: ignore[no-any-return]
+        """The request as the JSON-compatible dict sent on the wire (no ``None`` id).
+
+        It is ``json.loads(self.to_wire_json())``: the text's values, a key holding a lone
+        surrogate included (Pydantic's own JSON mode would replace it with ``"\\ufffd"``).
+        """
+        return json.loads(self.to_wire_json())  # type: ignore[no-any-return]
 
     def to_wire_json(self) -> str:
         """The request as the JSON text frame sent on the wire (no ``None`` id).
@@ -158,20 +162,14 @@ class ControlCommand(BaseModel):
         A string holding a lone surrogate (``"\\ud800"``, which :func:`json.loads` reads) in
         ``params`` or an unknown key cannot be encoded as UTF-8 (Pydantic fails on such a value
         and writes ``"\\ufffd"`` for such a key): such a request is written by
-        :func:`json.dumps`, every non-ASCII character escaped, and reads back equal.
+        :func:`json.dumps`, every non-ASCII character escaped, and reads back equal, as an
+        envelope is (the same mechanism, see ``BaseEnvelope.model_dump_json``).
         """
-        try:
-            text = self.model_dump_json(exclude=self._absent())
-        except PydanticSerializationError:
-            pass
-        else:
-            if "\ufffd" not in text:  # else maybe written for a surrogate: json.dumps decides
-                return text
-        return json.dumps(
-            self.model_dump(mode="python", exclude=self._absent()),
-            separators=(",", ":"),
-            default=to_jsonable_python,
-        )
+        absent = self._absent()
+        text = _pydantic_text(partial(self.model_dump_json, exclude=absent))
+        if text is not None:
+            return text
+        return _json_module_text(self.model_dump(mode="python", exclude=absent))
 
     def _absent(self) -> set[str] | None:
         return {"command_id"} if self.command_id is None else None
