@@ -415,8 +415,8 @@ class TrainingConsumerSession:
                 self._greetings += 1
                 events.append(greeting)
                 return events
-        if kind is InitialMetricsEnvelope:
-            events.append(self._reseed(envelope))  # type: ignore[arg-type]
+        if type(envelope) is InitialMetricsEnvelope:  # not ``kind``: mypy narrows this test
+            events.append(self._reseed(envelope))
         elif envelope.seq is None:
             self._tracker.observe(envelope)  # counted as ignored
         else:
