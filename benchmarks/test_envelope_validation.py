@@ -53,7 +53,8 @@ from juniper_cascor_protocol.envelope import (
 )
 from juniper_cascor_protocol.envelope.labels import label_for_type
 
-EXPECTED_TYPES = [type(validate_envelope(frame)).__name__ for frame in MIX]
+RESULT_CLASSES = [type(validate_envelope(frame)) for frame in MIX]
+EXPECTED_TYPES = [cls.__name__ for cls in RESULT_CLASSES]
 
 
 def _baseline_fallback(frame: Frame, type_: Any) -> UnknownEnvelope:
@@ -95,6 +96,9 @@ def _loads_then_validate(raw: str) -> BaseEnvelope:
 
 
 # --- the frontier (msgspec) and the floor (a bare TypeAdapter per model) ----------------------
+
+
+FIELD_NAMES = ("type", "timestamp", "data", "seq", "emitted_at_monotonic")
 
 
 def _msgspec_decoder() -> Callable[[str], Any] | None:
@@ -167,7 +171,6 @@ def _msgspec_decoder() -> Callable[[str], Any] | None:
     return decode
 
 
-FIELD_NAMES = ("type", "timestamp", "data", "seq", "emitted_at_monotonic")
 MSGSPEC = _msgspec_decoder()
 
 
@@ -182,11 +185,6 @@ def _floor_validators() -> dict[type[BaseEnvelope], Callable[[str], Any]]:
 
 
 FLOOR_VALIDATORS = _floor_validators()
-RESULT_CLASSES = [type(validate_envelope(frame)) for frame in MIX]
-
-
-def _floor_of(raw: str, cls: type[BaseEnvelope]) -> Any:
-    return FLOOR_VALIDATORS[cls](raw)
 
 
 def _over_mix(function: Callable[[Any], Any], inputs: list[Any]) -> Callable[[], None]:
@@ -225,9 +223,10 @@ def _kinds() -> dict[str, tuple[list[str], list[type[BaseEnvelope]]]]:
     """The texts of each kind of frame and the model each becomes, by the kind's name."""
     kinds: dict[str, tuple[list[str], list[type[BaseEnvelope]]]] = {}
     for frame, raw, cls in zip(MIX, RAW, RESULT_CLASSES, strict=True):
-        name = frame["type"] if cls is not UnknownEnvelope else "unknown"
-        if cls is UnknownEnvelope and frame["type"] in KNOWN_ENVELOPES:
-            name = "invalid"
+        if cls is not UnknownEnvelope:
+            name = frame["type"]
+        else:
+            name = "invalid" if frame["type"] in KNOWN_ENVELOPES else "unknown"
         texts, classes = kinds.setdefault(name, ([], []))
         texts.append(raw)
         classes.append(cls)
@@ -413,7 +412,7 @@ def test_validate_envelope_json(benchmark: Any) -> None:
 
 def test_the_floor_reads_every_frame_as_the_model_it_becomes() -> None:
     for raw, cls in zip(RAW, RESULT_CLASSES, strict=True):
-        floor = _floor_of(raw, cls)
+        floor = FLOOR_VALIDATORS[cls](raw)
         assert type(floor) is cls
         assert floor.data == validate_envelope_json(raw).data
 
