@@ -9,13 +9,19 @@ told by ``type(value)`` (``isinstance`` may consult a ``__class__`` property), a
 ``str``, ``int``, ``float``, ``list`` or ``dict`` is read with the base class's methods
 (``dict.items(value)``, ``str.__str__(value)`` ...) and what is kept is a plain copy, so an
 override of ``__getitem__``, ``__iter__``, ``__eq__``, ``__hash__`` or ``__repr__`` never runs.
+
+A free-form value (an object field such as ``capabilities``, a key a message does not define) is
+kept as a plain copy in JSON's own types, however deep (:func:`check_json_value`): what is not a
+JSON value (``bytes``, a ``set``, any other object) is refused at its path, so whatever parses
+can be written again. ``NaN`` and infinities are JSON values here, as :func:`json.loads` reads
+them; only the numeric fields must be finite.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Final, cast
+from typing import Final, TypeAlias, cast
 
 from juniper_cascor_protocol.worker.field_error import FieldError
 
@@ -25,6 +31,7 @@ __all__ = [
     "check_float",
     "check_float_list",
     "check_int",
+    "check_json_value",
     "check_object",
     "check_str",
     "exact_str",
@@ -40,6 +47,10 @@ INVALID: Final = object()
 """Returned by a check that failed (``None`` is a valid value for nullable fields)."""
 
 _SHOW_LIMIT = 60
+
+MAX_NESTING: Final = 500
+"""How deep a free-form value may nest, arrays and objects within one another: deeper (or a
+value that contains itself) is refused, as :func:`json.dumps` could not write it again."""
 
 
 def json_type(value: object) -> str:
@@ -202,13 +213,72 @@ def check_float_list(value: object, path: Path, errors: list[FieldError]) -> obj
 
 
 def check_object(value: object, path: Path, errors: list[FieldError]) -> object:
-    """A JSON object: a dict whose keys are all strings; returns a plain copy."""
-    items = plain_items(value)
-    if items is None:
+    """A JSON object: a dict whose keys are all strings; returns a plain copy, all the way down
+    (see :func:`check_json_value`)."""
+    if plain_items(value) is None:
         return _fail(errors, path, f"expected an object, got {json_type(value)}")
-    members, key_errors = string_keyed(items, path)
-    errors += key_errors
-    return INVALID if key_errors else members
+    return check_json_value(value, path, errors)
+
+
+_Pending: TypeAlias = tuple[object, Path, int, list[object] | dict[str, object], int | str]
+"""A value to copy, its path and depth, the container its copy goes into and where."""
+
+
+def check_json_value(value: object, path: Path, errors: list[FieldError]) -> object:
+    """A JSON value, copied into plain ``dict``, ``list``, ``str``, ``int`` and ``float``.
+
+    A tuple is copied as a list (``json.dumps`` writes it so). What is not a JSON value, an
+    object key that is not a string, and nesting deeper than :data:`MAX_NESTING` are reported
+    at their paths, each of them. Iterative, so no depth of input exhausts the stack.
+    """
+    before = len(errors)
+    root: list[object] = [None]
+    pending: list[_Pending] = [(value, path, 0, root, 0)]
+    while pending:
+        item, here, depth, parent, slot = pending.pop()
+        copy, children = _plain_node(item, here, depth, errors)
+        parent[slot] = copy  # type: ignore[index]
+        pending += reversed(children)  # popped in order: problems are reported in order
+    return INVALID if len(errors) > before else root[0]
+
+
+def _plain_node(
+    value: object, path: Path, depth: int, errors: list[FieldError]
+) -> tuple[object, list[_Pending]]:
+    """The copy of one value (an empty container to fill) and what remains to copy into it."""
+    kind = type(value)
+    if value is None or kind is bool or kind is str or kind is int or kind is float:
+        return value, []
+    scalar = _exact_scalar(value)
+    if scalar is not None:
+        return scalar, []
+    items = plain_items(value)
+    elements = plain_list(value) if items is None else None
+    if items is None and elements is None:
+        return _fail(errors, path, f"expected a JSON value, got {json_type(value)}"), []
+    if depth >= MAX_NESTING:
+        return _fail(errors, path, f"nested deeper than {MAX_NESTING} arrays and objects"), []
+    if items is not None:
+        members, key_errors = string_keyed(items, path)
+        errors += key_errors
+        obj: dict[str, object] = dict.fromkeys(members)
+        return obj, [(item, (*path, name), depth + 1, obj, name) for name, item in members.items()]
+    assert elements is not None
+    array: list[object] = [None] * len(elements)
+    return array, [
+        (item, (*path, index), depth + 1, array, index) for index, item in enumerate(elements)
+    ]
+
+
+def _exact_scalar(value: object) -> str | int | float | None:
+    """A ``str``, ``int`` or ``float`` subclass's value as the exact type, else ``None``."""
+    text = exact_str(value)
+    if text is not None:
+        return text
+    number = _exact_int(value)
+    if number is not None:
+        return number
+    return _exact_float(value)
 
 
 def string_keyed(

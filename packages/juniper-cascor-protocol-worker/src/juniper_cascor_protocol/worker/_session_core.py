@@ -43,8 +43,9 @@ _CLOSE_REASON_BYTES: Final = 123  # the most a WebSocket close frame carries
 
 
 def encode_message(message: WorkerMessage) -> str:
-    """The JSON text of ``message``; ``ValueError`` if it exceeds ``MAX_JSON_MESSAGE_BYTES``."""
-    text = json.dumps(message.to_wire(), allow_nan=False)  # ASCII only: len(text) is its bytes
+    """``message.to_wire_json()``: ``ValueError`` if it exceeds ``MAX_JSON_MESSAGE_BYTES`` or a
+    numeric field is not finite (free-form values keep their ``NaN``, as they arrived)."""
+    text = message.to_wire_json()  # ASCII only: len(text) is its bytes
     if len(text) > MAX_JSON_MESSAGE_BYTES:
         raise ValueError(
             f"{message.TYPE.value} message of {len(text)} bytes exceeds MAX_JSON_MESSAGE_BYTES "

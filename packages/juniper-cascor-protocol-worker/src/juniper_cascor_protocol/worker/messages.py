@@ -8,10 +8,15 @@ raises, whatever ``obj`` is. ``parse_worker_message`` dispatches on ``"type"``.
 Rules shared by every message:
 
 * JSON types are what count: ``bool`` is neither an integer nor a number; an integer is
-  accepted where a number is expected (and stored as ``float``); numbers must be finite.
+  accepted where a number is expected (and stored as ``float``); numeric fields must be finite.
 * Keys a message does not define are kept (see ``extra``) and written back by ``to_wire``, so
   ``to_wire(parse(d)) == d`` for a valid ``d`` — except that an optional field sent as ``null``
   is omitted, like an absent one.
+* What arrives leaves unchanged: free-form values (``capabilities``, ``candidate_data``,
+  ``training_params``, unknown keys) are kept as plain copies in JSON's types, ``NaN`` and
+  infinities included, and ``to_wire_json`` writes those as Python's :mod:`json` does
+  (``NaN``, ``Infinity``), so ``parse_worker_message_json(m.to_wire_json())`` equals ``m``.
+  A value that is not JSON (``bytes``, a ``set``...) is refused at its path.
 * Constructors do not validate (they are for building messages you trust); ``parse`` does.
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +36,7 @@ from juniper_cascor_protocol.worker._checks import (
     check_float,
     check_float_list,
     check_int,
+    check_json_value,
     check_object,
     check_str,
     exact_str,
@@ -146,8 +153,11 @@ def _manifest_to_wire(value: Any) -> Any:
     return TensorManifest.to_wire(value)
 
 
-def _rule(check: Check, *, to_wire: Callable[[Any], Any] = _copy) -> dict[str, Any]:
-    return {"check": check, "to_wire": to_wire}
+def _rule(
+    check: Check, *, to_wire: Callable[[Any], Any] = _copy, finite: bool = False
+) -> dict[str, Any]:
+    """``finite``: a numeric field (a number or an array of numbers), never sent non-finite."""
+    return {"check": check, "to_wire": to_wire, "finite": finite}
 
 
 _MANIFEST = _rule(check_manifest, to_wire=_manifest_to_wire)
@@ -156,12 +166,13 @@ _MANIFEST = _rule(check_manifest, to_wire=_manifest_to_wire)
 class _Field:
     """How one dataclass field is read from and written to the wire."""
 
-    __slots__ = ("check", "name", "nullable", "optional", "to_wire", "written_as_null")
+    __slots__ = ("check", "finite", "name", "nullable", "optional", "to_wire", "written_as_null")
 
     def __init__(self, spec: dataclasses.Field[Any]) -> None:
         self.name = spec.name
         self.check: Check = spec.metadata["check"]
         self.to_wire: Callable[[Any], Any] = spec.metadata["to_wire"]
+        self.finite: bool = spec.metadata["finite"]
         # Absent allowed only with a default; null allowed where the default is None or the
         # type says so (a required "str | None" field must be present but may be null).
         self.optional = (
@@ -200,10 +211,18 @@ class WorkerMessage(KeepsExtraKeys):
     def to_wire_json(self) -> str:
         """The text frame of this message: ``json.dumps(self.to_wire())``, ASCII only.
 
+        ``NaN`` and infinities in free-form values are written as :mod:`json` writes them
+        (``NaN``, ``Infinity``, ``-Infinity``), as they arrived; a numeric field never is.
+
         Raises:
-            ValueError: a value is not finite (JSON has no NaN), e.g. in ``candidate_data``.
+            ValueError: a numeric field (``correlation``, ``timestamp``...) is not finite; the
+                message names the field, e.g. ``task_result: correlation: must be a finite
+                number, got nan``.
         """
-        return json.dumps(self.to_wire(), allow_nan=False)
+        for spec in self._FIELDS:
+            if spec.finite:
+                _require_finite(self.TYPE, spec.name, getattr(self, spec.name))
+        return json.dumps(self.to_wire())
 
     @classmethod
     def parse(cls, obj: object) -> Self | MessageParseError:
@@ -243,14 +262,26 @@ class WorkerMessage(KeepsExtraKeys):
             if checked is not INVALID:
                 values[spec.name] = checked
         errors += key_errors
+        extra: dict[str, Any] = {}
+        for key, value in obj.items():
+            if key not in cls._KNOWN_KEYS:
+                extra[key] = check_json_value(value, (key,), errors)
         if errors:
             return MessageParseError(errors, "invalid_message")
-        known = cls._KNOWN_KEYS
-        extra = {key: value for key, value in obj.items() if key not in known}
         construct: Callable[..., Self] = cls  # the dataclass __init__ of the subclass
         message = construct(**values)
         message._set_extra(extra)
         return message
+
+
+def _require_finite(message_type: WorkerMessageType, name: str, value: object) -> None:
+    """Refuse a numeric field holding ``NaN`` or an infinity: no reader would accept it."""
+    numbers = value if isinstance(value, list) else [value]
+    for index, number in enumerate(numbers):
+        if isinstance(number, float) and not math.isfinite(number):
+            path: Path = (name, index) if isinstance(value, list) else (name,)
+            problem = FieldError(path, f"must be a finite number, got {number!r}")
+            raise ValueError(f"{message_type.value}: {problem}")
 
 
 MessageT = TypeVar("MessageT", bound=WorkerMessage)
@@ -304,7 +335,7 @@ class RegistrationAckMessage(WorkerMessage):
     """
 
     worker_id: str | None = field(default=None, metadata=_rule(_worker_id))
-    heartbeat_interval: float | None = field(default=None, metadata=_rule(_positive))
+    heartbeat_interval: float | None = field(default=None, metadata=_rule(_positive, finite=True))
 
 
 @_message(WorkerMessageType.HEARTBEAT)
@@ -313,7 +344,7 @@ class HeartbeatMessage(WorkerMessage):
     """Either direction: ``worker_id`` and ``timestamp`` (Unix seconds, finite)."""
 
     worker_id: str = field(metadata=_rule(_worker_id))
-    timestamp: float = field(metadata=_rule(_number))
+    timestamp: float = field(metadata=_rule(_number, finite=True))
 
 
 @_message(WorkerMessageType.TASK_ASSIGN)
@@ -346,14 +377,16 @@ class TaskResultMessage(WorkerMessage):
 
     task_id: str = field(metadata=_rule(_any_str))
     candidate_id: int = field(metadata=_rule(_any_int))
-    correlation: float = field(metadata=_rule(_unit_interval))
+    correlation: float = field(metadata=_rule(_unit_interval, finite=True))
     success: bool = field(metadata=_rule(_bool))
     epochs_completed: int = field(metadata=_rule(_count))
     candidate_uuid: str | None = field(default=None, metadata=_rule(_any_str))
     activation_name: str | None = field(default=None, metadata=_rule(_any_str))
-    all_correlations: list[float] | None = field(default=None, metadata=_rule(check_float_list))
-    numerator: float | None = field(default=None, metadata=_rule(_number))
-    denominator: float | None = field(default=None, metadata=_rule(_number))
+    all_correlations: list[float] | None = field(
+        default=None, metadata=_rule(check_float_list, finite=True)
+    )
+    numerator: float | None = field(default=None, metadata=_rule(_number, finite=True))
+    denominator: float | None = field(default=None, metadata=_rule(_number, finite=True))
     best_corr_idx: int | None = field(default=None, metadata=_rule(_any_int))
     error_message: str | None = field(
         default=None, metadata={**_rule(_any_str), "written_as_null": True}
@@ -385,7 +418,7 @@ class TokenRefreshMessage(WorkerMessage):
     """
 
     token: str = field(repr=False, metadata=_rule(_any_str))
-    expires_at: float | None = field(default=None, metadata=_rule(_number))
+    expires_at: float | None = field(default=None, metadata=_rule(_number, finite=True))
 
 
 @_message(WorkerMessageType.ERROR)
@@ -395,7 +428,7 @@ class ErrorMessage(WorkerMessage):
 
     error: str = field(metadata=_rule(_any_str))
     details: str | None = field(default=None, metadata=_rule(_any_str))
-    timestamp: float = field(metadata=_rule(_number))
+    timestamp: float = field(metadata=_rule(_number, finite=True))
 
 
 # Keep the registry in enum order, whatever the order of the class definitions above.
