@@ -15,6 +15,7 @@ import pydantic_core
 import pytest
 
 from juniper_cascor_protocol.envelope import (
+    MAX_SEQ,
     BaseEnvelope,
     MetricsEnvelope,
     StateEnvelope,
@@ -94,15 +95,17 @@ def test_fallback_data_is_kept_only_if_a_dict(value: Any, expected: dict[str, An
     [
         (7, 7),
         (0, 0),
-        (-1, -1),
-        (10**400, 10**400),
+        (-1, None),
+        (MAX_SEQ, MAX_SEQ),
+        (MAX_SEQ + 1, None),
+        (10**400, None),
         (True, None),
         (7.0, None),
         ("7", None),
         (None, None),
     ],
 )
-def test_fallback_seq_is_kept_only_if_an_int(value: Any, expected: int | None) -> None:
+def test_fallback_seq_is_kept_only_if_an_int_in_range(value: Any, expected: int | None) -> None:
     envelope = _unknown({"type": "future_kind", "timestamp": 1.0, "seq": value})
     assert envelope.seq == expected
     assert type(envelope.seq) is (int if expected is not None else type(None))

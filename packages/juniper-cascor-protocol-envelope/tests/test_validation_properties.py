@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from juniper_cascor_protocol.envelope import (
     KNOWN_ENVELOPES,
+    MAX_SEQ,
     BaseEnvelope,
     UnknownEnvelope,
     reset_unknown_label_state,
@@ -124,8 +125,8 @@ def _check_fallback(frame: dict[Any, Any], envelope: BaseEnvelope) -> None:
     data = frame.get("data")
     assert envelope.data is data if isinstance(data, dict) else envelope.data == {}
     seq = frame.get("seq")
-    seq_is_int = isinstance(seq, int) and not isinstance(seq, bool)
-    assert envelope.seq == (seq if seq_is_int else None)
+    seq_in_range = isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SEQ
+    assert envelope.seq == (seq if seq_in_range else None)
     assert envelope.emitted_at_monotonic == _finite_float(frame.get("emitted_at_monotonic"))
     others = {key: value for key, value in frame.items() if key not in FIELDS}
     extras = envelope.model_extra or {}
@@ -250,7 +251,7 @@ def valid_frames(draw: st.DrawFn) -> dict[str, Any]:
         "data": draw(payloads[type_]),
     }
     if draw(st.booleans()):
-        frame["seq"] = draw(st.integers(min_value=0))
+        frame["seq"] = draw(st.integers(0, MAX_SEQ))
         frame["emitted_at_monotonic"] = draw(finite)
     if draw(st.booleans()):
         frame["extra_key"] = draw(wire_values)

@@ -105,6 +105,13 @@ def _exact_str(value: object) -> str | None:
     return None
 
 
+MAX_SEQ: Final = 2**63 - 1
+"""The largest ``seq`` on the wire, a signed 64-bit integer's maximum, so that a consumer in any
+language can hold every ``seq``; ``seq`` is never negative."""
+
+_Seq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
+
+
 class BaseEnvelope(BaseModel):
     """Fields common to every envelope; ``seq`` and ``emitted_at_monotonic`` only on broadcasts."""
 
@@ -113,7 +120,7 @@ class BaseEnvelope(BaseModel):
     type: str
     timestamp: Annotated[float, _Finite]
     data: _FreeFormDict = Field(default_factory=dict)
-    seq: int | None = None
+    seq: _Seq | None = None
     emitted_at_monotonic: Annotated[float, _Finite] | None = None
 
     def to_wire_json(self) -> str:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
 
-from juniper_cascor_protocol.envelope.base import BaseEnvelope
+from juniper_cascor_protocol.envelope.base import MAX_SEQ, BaseEnvelope
 from juniper_cascor_protocol.envelope.training import InitialMetricsEnvelope
 
 __all__ = [
@@ -35,9 +34,6 @@ DEFAULT_REORDER_WINDOW = 1000
 
 DEFAULT_RESTART_MAX_SEQ = 1
 """A step back to a ``seq`` at most this small is read as a restart (a fresh counter's first)."""
-
-MAX_SEQ: Final = 2**63 - 1
-"""The largest ``seq`` a :class:`SequenceCounter` hands out: a signed 64-bit integer's maximum."""
 
 
 class SequenceCounter:

@@ -38,7 +38,7 @@ from typing import Annotated, Any, Final
 from pydantic import BaseModel, ConfigDict, Field, GetPydanticSchema, TypeAdapter
 from pydantic_core import CoreSchema, SchemaValidator, core_schema, from_json
 
-from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope, _exact_str
+from juniper_cascor_protocol.envelope.base import MAX_SEQ, BaseEnvelope, UnknownEnvelope, _exact_str
 from juniper_cascor_protocol.envelope.control import (
     CommandResponseEnvelope,
     ConnectionEstablishedEnvelope,
@@ -217,7 +217,7 @@ def _lenient_schema() -> CoreSchema:
                     python_schema=core_schema.is_instance_schema(dict),
                 )
             ),
-            "seq": field(core_schema.int_schema(strict=True)),
+            "seq": field(core_schema.int_schema(strict=True, ge=0, le=MAX_SEQ)),
             "emitted_at_monotonic": field(finite),
         },
         extra_behavior="allow",
@@ -263,7 +263,7 @@ def validate_envelope(frame: dict[str, Any], *, labels: LabelBudget | None = Non
       non-string or empty one ``"_invalid_type"``;
     * ``timestamp``: kept if a finite ``int`` or ``float`` (not ``bool``), else ``0.0``;
     * ``data``: kept (the same object) if a dict, else ``{}``;
-    * ``seq``: kept if an ``int`` (not ``bool``), else absent;
+    * ``seq``: kept if an ``int`` (not ``bool``) from 0 to :data:`MAX_SEQ`, else absent;
     * ``emitted_at_monotonic``: kept if a finite ``int`` or ``float`` (not ``bool``), else absent;
     * every other top-level key that is a string is kept, as on a typed envelope; keys that are
       not strings (JSON cannot produce them) are dropped.
@@ -453,7 +453,9 @@ def _fallback(frame: dict[Any, Any], labels: LabelBudget | None) -> UnknownEnvel
         elif key == "data":
             values[key] = value if isinstance(value, dict) else _ABSENT
         elif isinstance(value, int) and not isinstance(value, bool):  # seq
-            values[key] = int.__int__(value)
+            number = int.__int__(value)
+            if 0 <= number <= MAX_SEQ:
+                values[key] = number
     return _unknown_envelope((values, extras, fields_set), labels)
 
 
