@@ -11,16 +11,17 @@ told by ``type(value)`` (``isinstance`` may consult a ``__class__`` property), a
 override of ``__getitem__``, ``__iter__``, ``__eq__``, ``__hash__`` or ``__repr__`` never runs.
 
 A free-form value (an object field such as ``capabilities``, a key a message does not define) is
-kept as a plain copy in JSON's own types, however deep (:func:`check_json_value`): what is not a
-JSON value (``bytes``, a ``set``, any other object) is refused at its path, so whatever parses
-can be written again. ``NaN`` and infinities are JSON values here, as :func:`json.loads` reads
+kept as it is if it holds built-in JSON types only, as :func:`json.loads` gives it, else as a
+copy in those types, however deep (:func:`check_json_value`): what is not a JSON value
+(``bytes``, a ``set``, any other object) is refused at its path, so whatever parses can be
+written again. ``NaN`` and infinities are JSON values here, as :func:`json.loads` reads
 them; only the numeric fields must be finite.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Final, TypeAlias, cast
 
 from juniper_cascor_protocol.worker.field_error import FieldError
@@ -49,8 +50,9 @@ INVALID: Final = object()
 _SHOW_LIMIT = 60
 
 MAX_NESTING: Final = 500
-"""How deep a free-form value may nest, arrays and objects within one another: deeper (or a
-value that contains itself) is refused, as :func:`json.dumps` could not write it again."""
+"""How deep a free-form value may nest, arrays and objects within one another; deeper, or a
+value that contains itself, is refused. :func:`json.dumps` writes only as deep as the stack
+lets it (about the recursion limit, 1000): half of that keeps every parsed message writable."""
 
 
 def json_type(value: object) -> str:
@@ -213,11 +215,13 @@ def check_float_list(value: object, path: Path, errors: list[FieldError]) -> obj
 
 
 def check_object(value: object, path: Path, errors: list[FieldError]) -> object:
-    """A JSON object: a dict whose keys are all strings; returns a plain copy, all the way down
-    (see :func:`check_json_value`)."""
+    """A JSON object: a dict whose keys are all strings, as a new dict; its values as
+    :func:`check_json_value` keeps them."""
     if plain_items(value) is None:
         return _fail(errors, path, f"expected an object, got {json_type(value)}")
-    return check_json_value(value, path, errors)
+    if _is_plain(value):
+        return dict(cast(dict[str, object], value))
+    return _plain_copy(value, path, errors)
 
 
 _Pending: TypeAlias = tuple[object, Path, int, list[object] | dict[str, object], int | str]
@@ -225,12 +229,19 @@ _Pending: TypeAlias = tuple[object, Path, int, list[object] | dict[str, object],
 
 
 def check_json_value(value: object, path: Path, errors: list[FieldError]) -> object:
-    """A JSON value, copied into plain ``dict``, ``list``, ``str``, ``int`` and ``float``.
+    """A JSON value: ``value`` itself if it holds built-in JSON types only (what
+    :func:`json.loads` gives), else a copy in plain ``dict``, ``list``, ``str``, ``int`` and
+    ``float``, subclasses read by value and a tuple copied as a list (``json.dumps`` writes it so).
 
-    A tuple is copied as a list (``json.dumps`` writes it so). What is not a JSON value, an
-    object key that is not a string, and nesting deeper than :data:`MAX_NESTING` are reported
-    at their paths, each of them. Iterative, so no depth of input exhausts the stack.
+    What is not a JSON value, an object key that is not a string, and nesting deeper than
+    :data:`MAX_NESTING` are reported at their paths, each of them. Iterative, so no depth of
+    input exhausts the stack.
     """
+    return value if _is_plain(value) else _plain_copy(value, path, errors)
+
+
+def _plain_copy(value: object, path: Path, errors: list[FieldError]) -> object:
+    """:func:`check_json_value` of a value that is not plain: a copy, or INVALID."""
     before = len(errors)
     root: list[object] = [None]
     pending: list[_Pending] = [(value, path, 0, root, 0)]
@@ -240,6 +251,43 @@ def check_json_value(value: object, path: Path, errors: list[FieldError]) -> obj
         parent[slot] = copy  # type: ignore[index]
         pending += reversed(children)  # popped in order: problems are reported in order
     return INVALID if len(errors) > before else root[0]
+
+
+_PLAIN_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_plain(value: object) -> bool:
+    """Whether ``value`` holds built-in JSON types only, string keys, at most MAX_NESTING deep.
+
+    The fast test for what :func:`json.loads` gives (no copy, no path built), one level of
+    containers at a time: a value that contains itself fails on depth.
+    """
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        return kind in _PLAIN_SCALARS
+    level: list[object] = [value]
+    for _ in range(MAX_NESTING):
+        nested: list[object] = []
+        for container in level:
+            items: Iterable[object]
+            if type(container) is dict:
+                members = cast(dict[object, object], container)
+                for key in members:
+                    if type(key) is not str:
+                        return False
+                items = members.values()
+            else:
+                items = cast(list[object], container)
+            for item in items:
+                kind = type(item)
+                if kind is dict or kind is list:
+                    nested.append(item)
+                elif kind not in _PLAIN_SCALARS:
+                    return False
+        if not nested:
+            return True
+        level = nested
+    return False
 
 
 def _plain_node(

@@ -13,9 +13,10 @@ Rules shared by every message:
   ``to_wire(parse(d)) == d`` for a valid ``d`` — except that an optional field sent as ``null``
   is omitted, like an absent one.
 * What arrives leaves unchanged: free-form values (``capabilities``, ``candidate_data``,
-  ``training_params``, unknown keys) are kept as plain copies in JSON's types, ``NaN`` and
-  infinities included, and ``to_wire_json`` writes those as Python's :mod:`json` does
-  (``NaN``, ``Infinity``), so ``parse_worker_message_json(m.to_wire_json())`` equals ``m``.
+  ``training_params``, unknown keys) are kept in JSON's built-in types (a subclass is read by
+  value into a copy), ``NaN`` and infinities included, and ``to_wire_json`` writes those as
+  Python's :mod:`json` does (``NaN``, ``Infinity``), so
+  ``parse_worker_message_json(m.to_wire_json())`` equals ``m``.
   A value that is not JSON (``bytes``, a ``set``...) is refused at its path.
 * Constructors do not validate (they are for building messages you trust); ``parse`` does.
 """
