@@ -1,4 +1,4 @@
-"""The ten envelopes of SPEC §2: classes, wire fidelity, and the public names of the package."""
+"""The ten envelopes (docs/protocol.md#envelopes): classes, wire fidelity, the public names."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ WIRE_FRAMES: dict[str, dict[str, Any]] = {
     },
 }
 
-SPEC_ORDER = [
+DOCUMENTED_ORDER = [
     "metrics",
     "state",
     "topology",
@@ -134,7 +134,7 @@ SPEC_ORDER = [
 
 
 def test_known_envelopes_are_the_ten_types_in_spec_order() -> None:
-    assert list(KNOWN_ENVELOPES) == SPEC_ORDER
+    assert list(KNOWN_ENVELOPES) == DOCUMENTED_ORDER
     for type_, cls in KNOWN_ENVELOPES.items():
         assert issubclass(cls, BaseEnvelope)
         assert cls.model_fields["type"].default == type_
@@ -192,7 +192,7 @@ def test_every_spec_name_is_exported() -> None:
         assert hasattr(envelope_pkg, name), name
 
 
-@pytest.mark.parametrize("type_", SPEC_ORDER)
+@pytest.mark.parametrize("type_", DOCUMENTED_ORDER)
 def test_a_valid_frame_becomes_its_class_and_dumps_back_to_the_wire_dict(type_: str) -> None:
     frame = WIRE_FRAMES[type_]
     envelope = validate_envelope(copy.deepcopy(frame))
@@ -201,7 +201,7 @@ def test_a_valid_frame_becomes_its_class_and_dumps_back_to_the_wire_dict(type_: 
     assert json.loads(envelope.model_dump_json(exclude_none=True)) == frame
 
 
-@pytest.mark.parametrize("type_", SPEC_ORDER)
+@pytest.mark.parametrize("type_", DOCUMENTED_ORDER)
 def test_unknown_keys_are_kept_at_the_top_level_and_in_typed_data(type_: str) -> None:
     frame = copy.deepcopy(WIRE_FRAMES[type_])
     frame["trace_id"] = "abc"

@@ -1,4 +1,4 @@
-"""Black-box conformance of the public API to the wire contract (SPEC §1–§3).
+"""Black-box conformance of the public API to the wire contract (docs/protocol.md#reference).
 
 Written from the contract alone, the way a maintainer of juniper-cascor-client or
 juniper-cascor-worker checks an upgrade: only the documented import paths are used, every
@@ -73,7 +73,8 @@ FRAME_LIMIT = 100 * MIB
 MAX_NDIM = 10
 MAX_DTYPE_LEN = 64
 
-# The error wording consumers match on (SPEC §3), in the order a parser meets them.
+# The error wording consumers match on (docs/protocol.md#error-wording), in the order a parser
+# meets them.
 TOO_BIG = "Binary frame exceeds maximum size"
 SHORT_SHAPE_HEADER = "Binary frame too short for shape header"
 BAD_NDIM = "Unreasonable number of dimensions"
@@ -97,7 +98,7 @@ ALL_PREFIXES = (
     SIZE_MISMATCH,
 )
 
-SPEC_ENVELOPES: list[tuple[str, type[BaseEnvelope]]] = [
+DOCUMENTED_ENVELOPES: list[tuple[str, type[BaseEnvelope]]] = [
     ("metrics", MetricsEnvelope),
     ("state", StateEnvelope),
     ("topology", TopologyEnvelope),
@@ -109,9 +110,9 @@ SPEC_ENVELOPES: list[tuple[str, type[BaseEnvelope]]] = [
     ("command_response", CommandResponseEnvelope),
     ("connection_established", ConnectionEstablishedEnvelope),
 ]
-FREE_FORM_TYPES = [name for name, _ in SPEC_ENVELOPES[:6]]
+FREE_FORM_TYPES = [name for name, _ in DOCUMENTED_ENVELOPES[:6]]
 CONTROL_TYPES = ("command_response", "connection_established")
-BROADCAST_TYPES = [name for name, _ in SPEC_ENVELOPES if name not in CONTROL_TYPES]
+BROADCAST_TYPES = [name for name, _ in DOCUMENTED_ENVELOPES if name not in CONTROL_TYPES]
 
 # One valid `data` per typed envelope, shaped as the server sends it.
 VALID_DATA: dict[str, dict[str, Any]] = {
@@ -150,7 +151,7 @@ def _frame(type_: Any, **rest: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
-# §1 Distributions and import paths
+# Distributions and import paths (docs/protocol.md#distributions)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -211,7 +212,7 @@ def test_subpackage_all_lists_the_spec_names() -> None:
         "UNMATCHED_TYPE_LABEL",
         "reset_unknown_label_state",
         "validate_envelope",
-        *(cls.__name__ for _, cls in SPEC_ENVELOPES),
+        *(cls.__name__ for _, cls in DOCUMENTED_ENVELOPES),
     }
     assert spec_envelope_names <= set(envelope.__all__)
     assert {"BinaryFrame", "WorkerMessageType"} <= set(worker.__all__)
@@ -317,9 +318,9 @@ def test_worker_depends_on_numpy_and_never_pydantic() -> None:
 def test_envelope_depends_on_pydantic_and_never_numpy() -> None:
     reqs = _runtime_requirements("juniper-cascor-protocol-envelope")
     assert "numpy" not in reqs
-    # SPEC §1 says "pydantic ≥ 2"; the envelope relies on the JSON parser's string cache (new in
-    # 2.7, corrupting escaped non-ASCII strings until 2.7.3), so its declared floor is 2.7.3
-    # (README, CHANGELOG) and nox tests exactly it.
+    # The envelope relies on the JSON parser's string cache (new in 2.7, corrupting escaped
+    # non-ASCII strings until 2.7.3), so its declared floor is 2.7.3
+    # (docs/protocol.md#distributions) and nox tests exactly it.
     assert reqs["pydantic"].specifier.contains("2.7.3"), str(reqs["pydantic"])
     assert reqs["pydantic"].specifier.contains("2.14.0"), str(reqs["pydantic"])
     assert not reqs["pydantic"].specifier.contains("2.7.2")
@@ -335,16 +336,16 @@ def test_requires_python_3_11(dist: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# §2 Envelopes: exports and models
+# Envelopes: exports and models (docs/protocol.md#envelopes)
 # ---------------------------------------------------------------------------------------------
 
 
 def test_known_envelopes_are_exactly_the_ten_in_order() -> None:
-    assert list(KNOWN_ENVELOPES.items()) == SPEC_ENVELOPES
+    assert list(KNOWN_ENVELOPES.items()) == DOCUMENTED_ENVELOPES
 
 
 def test_every_envelope_is_a_base_envelope() -> None:
-    for _, cls in SPEC_ENVELOPES:
+    for _, cls in DOCUMENTED_ENVELOPES:
         assert issubclass(cls, BaseEnvelope)
     assert issubclass(UnknownEnvelope, BaseEnvelope)
     assert all(issubclass(cls, BaseModel) for cls in (BaseEnvelope, UnknownEnvelope))
@@ -354,10 +355,10 @@ def test_known_envelope_is_the_union_of_the_ten() -> None:
     union: Any = KnownEnvelope
     if typing.get_origin(union) is typing.Annotated:
         union = typing.get_args(union)[0]
-    assert set(typing.get_args(union)) == {cls for _, cls in SPEC_ENVELOPES}
+    assert set(typing.get_args(union)) == {cls for _, cls in DOCUMENTED_ENVELOPES}
 
 
-@pytest.mark.parametrize(("type_", "cls"), SPEC_ENVELOPES)
+@pytest.mark.parametrize(("type_", "cls"), DOCUMENTED_ENVELOPES)
 def test_known_envelope_validates_each_member(type_: str, cls: type[BaseEnvelope]) -> None:
     wire = _frame(type_, data=VALID_DATA.get(type_, {"k": 1}))
     assert type(TypeAdapter(KnownEnvelope).validate_python(wire)) is cls
@@ -369,7 +370,7 @@ def test_budget_and_unmatched_label_constants() -> None:
     assert UNMATCHED_TYPE_LABEL == "_unmatched"
 
 
-@pytest.mark.parametrize(("type_", "cls"), SPEC_ENVELOPES)
+@pytest.mark.parametrize(("type_", "cls"), DOCUMENTED_ENVELOPES)
 def test_type_is_a_literal_of_its_class(type_: str, cls: type[BaseEnvelope]) -> None:
     data = VALID_DATA.get(type_, {})
     assert cls.model_validate(_frame(type_, data=data)).type == type_
@@ -475,7 +476,7 @@ def test_connection_established_data_defaults_empty() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# §2 Envelopes: the wire dict round trip
+# Envelopes: the wire dict round trip (docs/protocol.md#envelopes)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -591,7 +592,7 @@ _RESERVED = {"type", "timestamp", "data", "seq", "emitted_at_monotonic"}
 
 @st.composite
 def _valid_wire_frames(draw: st.DrawFn) -> dict[str, Any]:
-    type_ = draw(st.sampled_from([name for name, _ in SPEC_ENVELOPES]))
+    type_ = draw(st.sampled_from([name for name, _ in DOCUMENTED_ENVELOPES]))
     wire: dict[str, Any] = {
         "type": type_,
         "timestamp": draw(st.floats(min_value=0, max_value=4e9, allow_nan=False)),
@@ -648,7 +649,7 @@ def test_dict_subclass_is_a_dict() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# §2 validate_envelope: fallback rules
+# validate_envelope: fallback rules (docs/protocol.md#envelope-validation)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -828,7 +829,7 @@ def test_empty_dict_falls_back_to_defaults() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# §2 validate_envelope: never raises on a dict
+# validate_envelope: never raises on a dict (docs/protocol.md#envelope-validation)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -949,7 +950,9 @@ _hostile = st.recursive(
     ),
     max_leaves=10,
 )
-_field = st.sampled_from([name for name, _ in SPEC_ENVELOPES]) | st.text(max_size=12) | _hostile
+_field = (
+    st.sampled_from([name for name, _ in DOCUMENTED_ENVELOPES]) | st.text(max_size=12) | _hostile
+)
 
 
 @st.composite
@@ -974,7 +977,7 @@ def test_any_dict_never_raises(wire: dict[Any, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# §2 Unknown-type labels
+# Unknown-type labels (docs/protocol.md#labels)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -1068,7 +1071,7 @@ def test_label_budget_is_thread_safe() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# §3 WorkerMessageType
+# WorkerMessageType (docs/protocol.md#worker-messages)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -1100,7 +1103,7 @@ def test_worker_message_type_is_a_str_enum() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# §3 BinaryFrame: a reference implementation of the layout, written from the SPEC
+# BinaryFrame: a reference implementation of the layout, written from docs/protocol.md#binary-frame
 # ---------------------------------------------------------------------------------------------
 
 
@@ -1305,7 +1308,7 @@ def test_any_plain_array_round_trips(array: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# §3 BinaryFrame.decode: input types and ownership
+# BinaryFrame.decode: input types and ownership (docs/protocol.md#binary-frame)
 # ---------------------------------------------------------------------------------------------
 
 SAMPLE = np.arange(12, dtype=np.float32).reshape(3, 4)
@@ -1374,7 +1377,8 @@ def test_zero_d_and_empty_decodes_are_writable() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# §3 BinaryFrame.decode: malformed frames and limits
+# BinaryFrame.decode: malformed frames and limits (docs/protocol.md#binary-frame,
+# docs/protocol.md#error-wording)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -1611,7 +1615,7 @@ def test_any_bytes_decode_or_raise_value_error(data: bytes) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# §3 BinaryFrame.encode: refusals
+# BinaryFrame.encode: refusals (docs/protocol.md#binary-frame)
 # ---------------------------------------------------------------------------------------------
 
 
