@@ -172,7 +172,7 @@ def _verify_types(session: nox.Session) -> None:
     with tempfile.TemporaryDirectory(prefix="verifytypes-") as scratch:
         wheels, venv, empty = (Path(scratch) / name for name in ("wheels", "venv", "empty"))
         empty.mkdir()
-        for package in (ENVELOPE, WORKER, META):
+        for package in (ENVELOPE, WORKER, META, CLI):
             session.run("uv", "build", "--quiet", "--wheel", "--out-dir", str(wheels), str(package))
         interpreter = shutil.which("python", path=session.bin) or f"python{PYTHONS[0]}"
         session.run("uv", "venv", "--quiet", "--python", interpreter, str(venv))

@@ -368,7 +368,10 @@ class CaptureAudit:
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
         max_unknown_types: int = DEFAULT_MAX_UNKNOWN_TYPES,
     ) -> None:
-        self.report = CaptureReport(max_listed=max_listed, max_frame_bytes=max_frame_bytes)
+        self.report: CaptureReport = CaptureReport(
+            max_listed=max_listed, max_frame_bytes=max_frame_bytes
+        )
+        """The report so far; complete once :meth:`finish` has added the session's totals."""
         self._max_unknown_types = max_unknown_types
         # This audit's own budget, as large as the report: never the process-wide 16 labels.
         self._training = TrainingConsumerSession(

@@ -179,10 +179,17 @@ class CaptureWriter:
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
-        self.records = 0
-        self.bytes_written = 0
+        self.records: int = 0
+        """Records written."""
+        self.bytes_written: int = 0
+        """Bytes written, line breaks included."""
 
     def write(self, message: str | bytes, *, received_at: float, endpoint: str) -> None:
+        """Write the record of ``message``, received at ``received_at`` on ``endpoint``.
+
+        Raises:
+            ValueError: ``received_at`` is not a finite number.
+        """
         line = (format_record(message, received_at=received_at, endpoint=endpoint) + "\n").encode(
             "ascii"
         )
@@ -191,4 +198,5 @@ class CaptureWriter:
         self.bytes_written += len(line)
 
     def flush(self) -> None:
+        """Push the records buffered so far to the operating system."""
         self._stream.flush()

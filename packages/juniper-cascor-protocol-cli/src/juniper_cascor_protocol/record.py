@@ -181,6 +181,8 @@ class Tally:
     """The protocol version a server announced that this tool cannot read."""
 
     def frame(self, envelope: BaseEnvelope, *, expected: bool = True) -> None:
+        """Count one frame the session delivered: invalid, of an unknown type, or valid
+        (``expected=False``: valid, but a frame of the other endpoint)."""
         if is_invalid(envelope):
             self.invalid[envelope.type] += 1
             return
@@ -191,11 +193,13 @@ class Tally:
         self.types[envelope.type] += 1
 
     def greeting(self, outcome: Established | IncompatibleVersion) -> None:
+        """Count the server's ``connection_established``, noting a version this tool cannot read."""
         self.types["connection_established"] += 1
         if isinstance(outcome, IncompatibleVersion):
             self.incompatible = outcome.announced
 
     def ping(self) -> None:
+        """Count one heartbeat the recorder answered."""
         self.heartbeats += 1
         self.types["ping"] += 1
 
@@ -470,7 +474,8 @@ class Recorder:
         on_status: Callable[[Text], None] | None = None,
     ) -> None:
         self.options = options
-        self.tally = Tally()
+        self.tally: Tally = Tally()
+        """What the session has reported so far."""
         self._open_capture = open_capture
         self._writer: CaptureWriter | None = None
         self._listener = _listener(options.endpoint, options.max_frame_bytes)

@@ -187,10 +187,12 @@ class Playback:
     def __init__(self) -> None:
         self.skipped: Counter[str] = Counter()
         """Messages not replayed, by reason."""
-        self.invalid = 0
+        self.invalid: int = 0
+        """Frames the session found invalid."""
         self.unreadable: list[tuple[int, str]] = []
         """The first unreadable lines of the capture, with the reason."""
-        self.unreadable_count = 0
+        self.unreadable_count: int = 0
+        """Every unreadable line of the capture, listed or not."""
         self._session = TrainingConsumerSession(
             # Read what the recorded server sent, whatever its size: the producer re-chunks it.
             max_frame_bytes=DEFAULT_MAX_MESSAGE_BYTES,
@@ -234,6 +236,7 @@ class Playback:
         return envelopes
 
     def skip(self, reason: str) -> None:
+        """Count one message not replayed, for ``reason``."""
         self.skipped[reason] += 1
 
 
@@ -258,19 +261,25 @@ class ReplayServer:
         from juniper_cascor_protocol import __version__
 
         self.options = options
-        self.hub = TrainingHub(
+        self.hub: TrainingHub = TrainingHub(
             TrainingProducerSession(
                 chunker=Chunker(options.max_frame_bytes),
                 server_version=f"juniper-cascor-protocol replay {__version__}",
             )
         )
-        self.clients_served = 0
-        self.passes_done = 0
-        self.messages_sent = 0
-        self.position_s = 0.0
+        """The connected clients and what was broadcast to them."""
+        self.clients_served: int = 0
+        """Clients that connected, over the whole replay."""
+        self.passes_done: int = 0
+        """Passes played to the end."""
+        self.messages_sent: int = 0
+        """Messages broadcast, over every pass."""
+        self.position_s: float = 0.0
         """Capture seconds into the current pass."""
-        self.playback = Playback()
-        self.end = ReplayEnd.FINISHED
+        self.playback: Playback = Playback()
+        """The current pass's reading of the capture."""
+        self.end: ReplayEnd = ReplayEnd.FINISHED
+        """Why :meth:`play` stopped, once it has."""
         self._server: Server | None = None
         self._port: int | None = None
 
@@ -361,6 +370,7 @@ class ReplayServer:
         await self.hub.serve(connection)
 
     def summary(self, *, interrupted: bool, duration_s: float) -> ReplaySummary:
+        """What the replay did; ``interrupted`` when Ctrl-C ended :meth:`play` from outside."""
         hub = self.hub
         return ReplaySummary(
             capture=str(self.options.capture),
