@@ -100,6 +100,10 @@ def test_a_numeric_field_still_refuses_nan_on_reading() -> None:
             {"all_correlations": [0.5, -math.inf]},
             "task_result: all_correlations[1]: must be a finite number, got -inf",
         ),
+        (
+            {"all_correlations": (math.nan,)},
+            "task_result: all_correlations[0]: must be a finite number, got nan",
+        ),
     ],
 )
 def test_a_locally_built_non_finite_numeric_field_is_refused_when_sent(

@@ -277,10 +277,11 @@ class WorkerMessage(KeepsExtraKeys):
 
 def _require_finite(message_type: WorkerMessageType, name: str, value: object) -> None:
     """Refuse a numeric field holding ``NaN`` or an infinity: no reader would accept it."""
-    numbers = value if isinstance(value, list) else [value]
+    array = isinstance(value, list | tuple)  # to_wire writes a tuple as an array too
+    numbers: list[object] = list(cast(list[object], value)) if array else [value]
     for index, number in enumerate(numbers):
         if isinstance(number, float) and not math.isfinite(number):
-            path: Path = (name, index) if isinstance(value, list) else (name,)
+            path: Path = (name, index) if array else (name,)
             problem = FieldError(path, f"must be a finite number, got {number!r}")
             raise ValueError(f"{message_type.value}: {problem}")
 
