@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 
@@ -15,8 +16,10 @@ from juniper_cascor_protocol.capture_file import (
     CaptureFormatError,
     CaptureWriter,
     format_record,
+    longest_line,
     parse_capture_line,
     read_capture,
+    read_capture_stream,
 )
 
 # Any text a peer's library may hand over, lone surrogates included, and any bytes.
@@ -139,3 +142,31 @@ def test_the_writer_counts_what_it_wrote_and_it_reads_back() -> None:
         CapturedMessage("é", 1.0, "/ws/control"),
         CapturedMessage(b"\xff", 2.0, "/ws/training"),
     ]
+
+
+@given(
+    message=messages, received_at=times, endpoint=st.sampled_from(["/ws/training", "/ws/control"])
+)
+def test_a_record_of_a_frame_fits_in_the_longest_line_of_its_size(
+    message: str | bytes, received_at: float, endpoint: str
+) -> None:
+    size = (
+        len(message)
+        if isinstance(message, bytes)
+        else len(message.encode("utf-8", "surrogatepass"))
+    )
+    line = format_record(message, received_at=received_at, endpoint=endpoint)
+    assert len(line.encode("ascii")) <= longest_line(size)
+
+
+def test_a_capture_stream_line_over_the_limit_is_reported_by_its_length_not_read() -> None:
+    frame = json.dumps({"type": "metrics", "data": {"epoch": 1}})
+    huge = "x" * (longest_line(10) + 1)
+    stream = io.BytesIO(gzip.compress(f"{frame}\n{huge}\n{frame}\n".encode()))
+    read = list(read_capture_stream(stream, max_frame_bytes=10))
+    assert [n for n, _ in read] == [1, 2, 3]
+    assert read[0][1] == read[2][1] == CapturedMessage(frame)
+    refused = read[1][1]
+    assert isinstance(refused, CaptureFormatError)
+    assert f"line of {len(huge)} bytes" in str(refused)
+    assert "max_frame_bytes=10" in str(refused)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import math
 from collections.abc import Coroutine, Sequence
@@ -377,3 +378,46 @@ def test_replay_json_lists_unreadable_lines(
     assert summary["unreadable"] == [
         {"line": 1, "reason": "record of capture format 3; this tool reads format 1"}
     ]
+
+
+# --- the capture as it was saved ----------------------------------------------------------
+
+
+def test_replay_serves_a_gzip_capture_like_the_plain_one(
+    capture: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zipped = capture.with_suffix(".jsonl.gz")
+    zipped.write_bytes(gzip.compress(capture.read_bytes()))
+    watcher = Client()
+
+    async def scenario() -> None:
+        options = serve_options(zipped, wait_for_client=True)
+        async with ReplayServer(options) as server:
+            reader = asyncio.create_task(watcher.client.run(server.url))
+            await server.play(asyncio.Event())
+        await reader
+
+    run(scenario())
+    assert watcher.broadcasts() == BROADCAST
+    argv = ["replay", str(zipped), "--port", "0", "--as-fast-as-possible", "--json"]
+    assert main(argv) == EXIT_OK
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["messages"], summary["unreadable_count"]) == (len(SESSION), 0)
+
+
+def test_replay_reads_a_utf16_capture_with_its_bom(
+    capture: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capture.write_bytes(capture.read_text(encoding="ascii").encode("utf-16"))
+    argv = ["replay", str(capture), "--port", "0", "--as-fast-as-possible", "--json"]
+    assert main(argv) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["messages"] == len(SESSION)
+
+
+def test_replay_of_a_corrupt_gzip_capture_is_one_clear_error(
+    capture: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capture.write_bytes(gzip.compress(capture.read_bytes())[:-40])
+    argv = ["replay", str(capture), "--port", "0", "--as-fast-as-possible"]
+    assert main(argv) == EXIT_USAGE
+    assert f"{capture}: the gzip stream is corrupt or truncated" in capsys.readouterr().err

@@ -27,14 +27,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Final
 
+from juniper_cascor_protocol.capture_input import read_capture_lines
+
 __all__ = [
     "CAPTURE_FORMAT",
     "CaptureFormatError",
     "CaptureWriter",
     "CapturedMessage",
     "format_record",
+    "longest_line",
     "parse_capture_line",
     "read_capture",
+    "read_capture_stream",
 ]
 
 CAPTURE_FORMAT: Final = 1
@@ -44,6 +48,9 @@ _FORMAT_KEY: Final = "capture"
 # What ``bytes.strip`` strips: a line ending and ASCII blanks around it, nothing a frame may hold.
 _LINE_BLANKS: Final = " \t\n\r\x0b\x0c"
 _PAYLOAD_KEYS: Final = ("text", "binary")
+# A record escapes its frame: at most 6 characters (\u00XX) for each byte of the frame.
+_RECORD_EXPANSION: Final = 6
+_RECORD_OVERHEAD: Final = 4096
 
 
 class CaptureFormatError(ValueError):
@@ -121,18 +128,57 @@ def parse_capture_line(line: bytes | str) -> CapturedMessage | None:
     return _record(fields)
 
 
+def longest_line(max_frame_bytes: int) -> int:
+    """The longest capture line, in bytes, that holds a frame of up to ``max_frame_bytes``:
+    a plain frame, or a record, whose escapes make it longer than its frame."""
+    return max_frame_bytes * _RECORD_EXPANSION + _RECORD_OVERHEAD
+
+
 def read_capture(
     lines: Iterable[bytes | str],
 ) -> Iterator[tuple[int, CapturedMessage | CaptureFormatError]]:
     """``(line number, message or error)`` for every non-blank line, numbered from 1."""
     for number, line in enumerate(lines, start=1):
-        try:
-            message = parse_capture_line(line)
-        except CaptureFormatError as error:
-            yield number, error
-            continue
-        if message is not None:
-            yield number, message
+        yield from _numbered(number, line)
+
+
+def read_capture_stream(
+    stream: IO[bytes], *, max_frame_bytes: int
+) -> Iterator[tuple[int, CapturedMessage | CaptureFormatError]]:
+    """:func:`read_capture` of a capture file as it was saved: plain, gzip, UTF-16 or with a
+    BOM (see :func:`.capture_input.read_capture_lines`).
+
+    A line longer than :func:`longest_line` of ``max_frame_bytes`` is skipped unread and
+    reported as a :class:`CaptureFormatError` giving its length.
+
+    Raises:
+        CaptureInputError: the stream is a corrupt gzip stream or not valid in the encoding its
+            first bytes announce.
+    """
+    limit = longest_line(max_frame_bytes)
+    for line in read_capture_lines(stream, max_line_bytes=limit):
+        if line.too_long:
+            yield (
+                line.number,
+                CaptureFormatError(
+                    f"line of {line.size} bytes, longer than a capture line of a frame up to "
+                    f"max_frame_bytes={max_frame_bytes} can be ({limit} bytes); not read"
+                ),
+            )
+        else:
+            yield from _numbered(line.number, line.data)
+
+
+def _numbered(
+    number: int, line: bytes | str
+) -> Iterator[tuple[int, CapturedMessage | CaptureFormatError]]:
+    try:
+        message = parse_capture_line(line)
+    except CaptureFormatError as error:
+        yield number, error
+        return
+    if message is not None:
+        yield number, message
 
 
 def _record(fields: dict[str, object]) -> CapturedMessage:

@@ -81,6 +81,7 @@ def _progress(args: argparse.Namespace) -> Any:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from juniper_cascor_protocol.capture import CaptureAudit
+    from juniper_cascor_protocol.capture_file import longest_line
     from juniper_cascor_protocol.capture_input import CaptureInputError, read_capture_lines
 
     audit = CaptureAudit(
@@ -91,7 +92,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     progress = _progress(args)
     interrupted = False
     with _open_binary(args.file) as stream:
-        lines = read_capture_lines(stream, max_line_bytes=_max_line_bytes(args.max_frame_bytes))
+        lines = read_capture_lines(stream, max_line_bytes=longest_line(args.max_frame_bytes))
         try:
             if progress is None:
                 _audit_lines(audit, lines, None)
@@ -115,15 +116,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         _error(args.command, f"interrupted at line {audit.last_line}: the report is partial")
         return EXIT_INTERRUPTED
     return EXIT_OK if report.clean else EXIT_PROBLEMS
-
-
-# A record line escapes its frame: at most 6 bytes (\u00XX) for each byte of the frame.
-_RECORD_EXPANSION = 6
-_RECORD_OVERHEAD = 4096
-
-
-def _max_line_bytes(max_frame_bytes: int) -> int:
-    return max_frame_bytes * _RECORD_EXPANSION + _RECORD_OVERHEAD
 
 
 def _audit_lines(
@@ -477,7 +469,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Serve a capture as a live /ws/training endpoint (seq, initial_metrics for each client, "
         "chunking) at its original pace, faster, or as fast as possible.",
     )
-    replay.add_argument("capture", metavar="CAPTURE", help="capture file (record's, or frames)")
+    replay.add_argument(
+        "capture",
+        metavar="CAPTURE",
+        help="capture file: record's, or frame lines; gzip, UTF-16 or a BOM are recognised",
+    )
     replay.add_argument("--host", help="address to listen on (127.0.0.1)")
     replay.add_argument("--port", type=int, help="port; 0 picks a free one (8765)")
     pace = replay.add_mutually_exclusive_group()

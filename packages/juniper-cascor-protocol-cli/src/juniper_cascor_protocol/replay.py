@@ -9,6 +9,7 @@ gets ``connection_established`` and an ``initial_metrics`` of the recent metrics
 across passes; a message over ``max_frame_bytes`` goes out as ``chunked_message`` frames; and
 ``timestamp`` is the time of sending. Messages go out at their original pace (the receive time of
 each record, or a plain frame's ``timestamp``), scaled by ``speed``, or as fast as possible.
+The capture is read as ``validate`` reads it: plain, gzip, UTF-16 or with a BOM.
 
 What a server only sends to one client, or could not have sent, is not replayed: the captured
 greetings, ``initial_metrics`` and heartbeats (each client gets its own), frames of unknown type
@@ -31,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -40,7 +41,12 @@ from rich.text import Text
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from juniper_cascor_protocol.capture_file import CapturedMessage, CaptureFormatError, read_capture
+from juniper_cascor_protocol.capture_file import (
+    CapturedMessage,
+    CaptureFormatError,
+    read_capture_stream,
+)
+from juniper_cascor_protocol.capture_input import CaptureInputError
 from juniper_cascor_protocol.demo.options import LOOPBACK_HOST
 from juniper_cascor_protocol.demo.server import TRAINING_PATH
 from juniper_cascor_protocol.demo.training_hub import TrainingHub
@@ -93,7 +99,8 @@ _WAIT_POLL_S: Final = 0.05
 
 
 class ReplayError(Exception):
-    """The replay could not start: the capture cannot be opened or the port cannot be bound."""
+    """The replay could not start or go on: the capture cannot be opened or read as text (a
+    corrupt gzip stream, a bad encoding), or the port cannot be bound."""
 
 
 class ReplayEnd(StrEnum):
@@ -323,7 +330,7 @@ class ReplayServer:
         """Play every pass, or until ``stop`` is set.
 
         Raises:
-            ReplayError: the capture cannot be opened.
+            ReplayError: the capture cannot be opened or read as text.
         """
         if self.options.wait_for_client:
             while self.hub.subscribers == 0 and not stop.is_set():
@@ -344,8 +351,8 @@ class ReplayServer:
         pacer, loop, sent = Pacer(self.options.speed), asyncio.get_running_loop(), 0
         playback = self.playback = Playback()
         start = loop.time()
-        with _open_capture(self.options.capture) as lines:
-            for number, item in read_capture(lines):
+        with _open_capture(self.options.capture) as stream:
+            for number, item in _read_capture(self.options.capture, stream):
                 if not isinstance(item, CaptureFormatError):
                     self.position_s = pacer.offset(capture_time(item))
                     delay = start + self.position_s - loop.time()
@@ -411,13 +418,24 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
 
 
 @contextlib.contextmanager
-def _open_capture(path: Path) -> Iterator[Iterator[bytes]]:
+def _open_capture(path: Path) -> Iterator[IO[bytes]]:
     try:
         stream = path.open("rb")
     except OSError as error:
         raise ReplayError(f"cannot read {path}: {error.strerror or error}") from None
     with stream:
-        yield iter(stream)
+        yield stream
+
+
+def _read_capture(
+    path: Path, stream: IO[bytes]
+) -> Iterator[tuple[int, CapturedMessage | CaptureFormatError]]:
+    """The capture's lines, read as ``validate`` reads them (gzip, UTF-16, a BOM)."""
+    try:
+        # Every message the session reads, whatever its size: the producer re-chunks it.
+        yield from read_capture_stream(stream, max_frame_bytes=DEFAULT_MAX_MESSAGE_BYTES)
+    except CaptureInputError as error:
+        raise ReplayError(f"{path}: {error}") from None
 
 
 # --- the summary --------------------------------------------------------------------------
