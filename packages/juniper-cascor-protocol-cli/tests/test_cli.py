@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from juniper_cascor_protocol.cli import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, main
+from juniper_cascor_protocol.cli import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, build_parser, main
 from juniper_cascor_protocol.envelope import (
     BroadcastBuilder,
     Chunker,
@@ -181,7 +183,23 @@ def test_schema_writes_then_checks_and_detects_drift(
     assert "out of date: envelope/metrics.schema.json" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["validate"], ["inspect"], ["schema"]])
+COMMANDS = ("demo", "validate", "inspect", "schema", "record", "replay")
+
+
+def test_the_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) == set(COMMANDS)
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    listed = capsys.readouterr().out.partition("positional arguments:")[2]
+    for command in COMMANDS:
+        assert re.search(rf"^    {command} +\S", listed, re.MULTILINE), command
+        assert f"``{command}``" in (build_parser.__doc__ or ""), command
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
 def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main([*command, "--help"])

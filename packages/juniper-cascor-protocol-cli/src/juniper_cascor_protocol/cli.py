@@ -289,7 +289,15 @@ def _error(command: str | None, message: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of the command line: its ``demo``, ``validate``, ``inspect``, ``schema``."""
+    """The parser of the command line, one subcommand per task:
+
+    - ``demo``: run a loopback server, a worker and clients over all three endpoints;
+    - ``validate``: audit a capture of ``/ws/training`` and ``/ws/control`` traffic;
+    - ``inspect``: decode one binary tensor frame, or say why it is malformed;
+    - ``schema``: write, check or print the JSON Schemas and the AsyncAPI document;
+    - ``record``: record a live ``/ws/training`` or ``/ws/control`` endpoint into a capture;
+    - ``replay``: serve a capture as a live ``/ws/training`` endpoint.
+    """
     from juniper_cascor_protocol import __version__
     from juniper_cascor_protocol.capture import (
         DEFAULT_MAX_FRAME_BYTES,
