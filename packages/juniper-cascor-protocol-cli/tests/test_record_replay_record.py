@@ -15,6 +15,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
+from juniper_cascor_protocol.capture import DEFAULT_MAX_UNKNOWN_TYPES
 from juniper_cascor_protocol.capture_file import CapturedMessage, read_capture
 from juniper_cascor_protocol.cli import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, main
 from juniper_cascor_protocol.envelope.session_events import PONG_TEXT
@@ -150,6 +151,19 @@ def test_the_session_s_verdicts_are_counted(
         "2 invalid frames",
         "1 gap (1 missing), 0 duplicates, 0 resets",
     ]
+
+
+def test_unknown_types_are_named_up_to_validate_s_budget_then_counted_together(
+    tmp_path: Path,
+) -> None:
+    names = [f"kind_{i}" for i in range(DEFAULT_MAX_UNKNOWN_TYPES + 2)]
+    script = [json.dumps({"type": name, "timestamp": 1.0, "data": {}}) for name in names]
+    with ScriptedServer(script) as server:
+        _, summary = record(server.url(), tmp_path / "c.jsonl")
+    assert summary.tally.unknown == {
+        **dict.fromkeys(names[:DEFAULT_MAX_UNKNOWN_TYPES], 1),
+        "_unmatched": 2,
+    }
 
 
 def test_the_server_s_heartbeat_is_answered(

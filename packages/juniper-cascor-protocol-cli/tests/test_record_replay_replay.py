@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from juniper_cascor_protocol.capture import DEFAULT_MAX_UNKNOWN_TYPES
 from juniper_cascor_protocol.capture_file import (
     CapturedMessage,
     CaptureFormatError,
@@ -187,6 +188,15 @@ def test_playback_rebuilds_a_chunked_message_once() -> None:
         for e in playback.feed(n, CapturedMessage(text, float(n), "/ws/training"))
     ]
     assert [(e.type, e.data) for e in delivered[1:]] == [("topology", TOPOLOGY)]
+
+
+def test_playback_names_unknown_types_up_to_validate_s_budget() -> None:
+    playback = Playback()
+    for i in range(DEFAULT_MAX_UNKNOWN_TYPES + 2):
+        frame = json.dumps({"type": f"kind_{i}", "timestamp": 1.0, "data": {}})
+        assert playback.feed(i + 1, CapturedMessage(frame)) == []
+    assert len(playback.skipped) == DEFAULT_MAX_UNKNOWN_TYPES + 1
+    assert playback.skipped["unknown type _unmatched"] == 2
 
 
 def test_playback_reports_an_unreadable_line() -> None:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from juniper_cascor_protocol.terminal import PROG, print_error
+
 if TYPE_CHECKING:
     from juniper_cascor_protocol.capture import CaptureAudit
     from juniper_cascor_protocol.capture_input import CaptureLine
@@ -30,7 +32,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
-_PROG = "juniper-cascor-protocol"
 _EPILOG = """\
 exit codes:
   0    success (clean run, valid input, schemas in sync)
@@ -101,7 +102,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                     task = progress.add_task("validate", total=_input_size(args.file))
                     _audit_lines(audit, lines, lambda n: progress.advance(task, n))
         except CaptureInputError as error:
-            _error(args.command, f"{args.file}: {error}")
+            print_error(args.command, f"{args.file}: {error}")
             return EXIT_USAGE
         except KeyboardInterrupt:
             interrupted = True
@@ -113,7 +114,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     else:
         print(report.render())
     if interrupted:
-        _error(args.command, f"interrupted at line {audit.last_line}: the report is partial")
+        print_error(args.command, f"interrupted at line {audit.last_line}: the report is partial")
         return EXIT_INTERRUPTED
     return EXIT_OK if report.clean else EXIT_PROBLEMS
 
@@ -193,7 +194,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     from juniper_cascor_protocol.schema import check_schemas, schema_document, write_schemas
 
     if args.asyncapi and args.stdout is not None:
-        print(f"{_PROG} schema: --asyncapi writes a file: use it without --stdout", file=sys.stderr)
+        print_error("schema", "--asyncapi writes a file: use it without --stdout")
         return EXIT_USAGE
     if args.stdout is not None:
         sys.stdout.write(schema_document(args.stdout))
@@ -206,7 +207,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
         if problems:
             print(
                 f"schemas in {args.out} differ from the models: "
-                f"run `{_PROG} schema --out {args.out}` to update them"
+                f"run `{PROG} schema --out {args.out}` to update them"
             )
             return EXIT_PROBLEMS
         print(f"schemas in {args.out} match the models")
@@ -284,10 +285,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _error(command: str | None, message: str) -> None:
-    print(f"{_PROG}{' ' + command if command else ''}: {message}", file=sys.stderr)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the command line, one subcommand per task:
 
@@ -307,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     from juniper_cascor_protocol.schema import SCHEMA_DOCUMENTS
 
     parser = argparse.ArgumentParser(
-        prog="juniper-cascor-protocol",
+        prog=PROG,
         description="Tools for the juniper-cascor wire protocol.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -537,13 +534,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
     except KeyboardInterrupt:
-        _error(command, "interrupted")
+        print_error(command, "interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except OSError as error:
-        _error(command, str(error))
+        print_error(command, str(error))
         return EXIT_USAGE
     return code
 

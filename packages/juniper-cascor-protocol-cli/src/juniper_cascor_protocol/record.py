@@ -30,12 +30,12 @@ from typing import IO, Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from rich.console import Console, Group
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, WebSocketException
 
+from juniper_cascor_protocol.capture import DEFAULT_MAX_UNKNOWN_TYPES
 from juniper_cascor_protocol.capture_file import CaptureWriter
 from juniper_cascor_protocol.demo.server import CONTROL_PATH, TRAINING_PATH, WORKERS_PATH
 from juniper_cascor_protocol.demo.transport import connection_settings
@@ -63,10 +63,10 @@ from juniper_cascor_protocol.envelope.sequence import SeqStats
 from juniper_cascor_protocol.envelope.session_events import UnknownFrame
 from juniper_cascor_protocol.frame_verdict import is_invalid
 from juniper_cascor_protocol.interrupt import run_until_interrupted
+from juniper_cascor_protocol.terminal import STATUS_INTERVAL_S, print_error, status_display
 from juniper_cascor_protocol.wording import count_of
 
 __all__ = [
-    "LABEL_BUDGET",
     "EndReason",
     "RecordError",
     "RecordOptions",
@@ -78,12 +78,6 @@ __all__ = [
     "shown_url",
 ]
 
-LABEL_BUDGET: Final = 1024
-"""Distinct unknown ``type`` names the recorder reports by name (a budget of its own, not the
-process-wide 16 meant for metrics); later new names are counted as ``_unmatched``."""
-
-STATUS_INTERVAL_S: Final = 0.25
-"""How often the status line is redrawn and the capture flushed."""
 EXPIRE_INTERVAL_S: Final = 1.0
 """How often incomplete chunked messages are aged when nothing arrives."""
 _RATE_WINDOW: Final = 8
@@ -220,25 +214,35 @@ class _Listener(Protocol):
         ...
 
 
+def _connection_event(event: object, tally: Tally, replies: list[str]) -> bool:
+    """Count an event both endpoints' sessions report (a heartbeat, whose reply goes into
+    ``replies``, the greeting, a refused frame); whether ``event`` was one."""
+    if isinstance(event, PingReceived):
+        tally.ping()
+        replies.append(event.reply)
+    elif isinstance(event, Established | IncompatibleVersion):
+        tally.greeting(event)
+    elif isinstance(event, ProtocolViolation):
+        tally.invalid[event.label] += 1
+    else:
+        return False
+    return True
+
+
 class _TrainingListener:
     def __init__(self, max_frame_bytes: int) -> None:
         self.session = TrainingConsumerSession(
-            max_frame_bytes=max_frame_bytes, labels=LabelBudget(LABEL_BUDGET)
+            max_frame_bytes=max_frame_bytes, labels=_unknown_type_names()
         )
 
     def receive(self, message: str | bytes, now: float, tally: Tally) -> list[str]:
-        replies = []
+        replies: list[str] = []
         for event in self.session.receive(message, now=now):
+            if _connection_event(event, tally, replies):
+                continue
             if isinstance(event, EnvelopeReceived | UnknownFrame):
                 tally.frame(event.envelope)
                 tally.reassembled += event.reassembled
-            elif isinstance(event, PingReceived):
-                tally.ping()
-                replies.append(event.reply)
-            elif isinstance(event, Established | IncompatibleVersion):
-                tally.greeting(event)
-            elif isinstance(event, ProtocolViolation):
-                tally.invalid[event.label] += 1
             else:
                 self._chunk_problem(event, tally)
         return replies
@@ -265,20 +269,15 @@ class _TrainingListener:
 class _ControlListener:
     def __init__(self, max_frame_bytes: int) -> None:
         self.session = ControlClientSession(
-            max_frame_bytes=max_frame_bytes, labels=LabelBudget(LABEL_BUDGET)
+            max_frame_bytes=max_frame_bytes, labels=_unknown_type_names()
         )
 
     def receive(self, message: str | bytes, now: float, tally: Tally) -> list[str]:
-        replies = []
+        replies: list[str] = []
         for event in self.session.receive(message, now=now):
-            if isinstance(event, PingReceived):
-                tally.ping()
-                replies.append(event.reply)
-            elif isinstance(event, Established | IncompatibleVersion):
-                tally.greeting(event)
-            elif isinstance(event, ProtocolViolation):
-                tally.invalid[event.label] += 1
-            elif isinstance(event, InvalidResponse):
+            if _connection_event(event, tally, replies):
+                continue
+            if isinstance(event, InvalidResponse):
                 tally.invalid[event.envelope.type] += 1
             elif isinstance(event, UnknownFrame):
                 tally.frame(event.envelope, expected=False)
@@ -296,6 +295,12 @@ class _ControlListener:
 
     def incomplete(self) -> int:
         return 0
+
+
+def _unknown_type_names() -> LabelBudget:
+    # A budget of the recorder's own, as validate's, never the process-wide 16 meant for
+    # metrics: later new names are counted as ``_unmatched``.
+    return LabelBudget(DEFAULT_MAX_UNKNOWN_TYPES)
 
 
 def _listener(endpoint: str, max_frame_bytes: int) -> _Listener:
@@ -463,7 +468,8 @@ class Recorder:
 
     ``open_capture`` gives the stream the capture is written to, as a context manager; it is
     entered once the connection is open and left when :meth:`run` ends. ``on_status`` is called
-    with a one-line status every :data:`STATUS_INTERVAL_S` while recording.
+    with a one-line status every :data:`.terminal.STATUS_INTERVAL_S` while recording; the
+    capture is flushed as often.
     """
 
     def __init__(
@@ -650,14 +656,10 @@ def record_command(
             max_frame_bytes=max_frame_bytes,
         )
     except RecordError as error:
-        print(f"juniper-cascor-protocol record: {error}", file=sys.stderr)
+        print_error("record", str(error))
         return EXIT_USAGE
     errors = Console(stderr=True, highlight=False)
-    display = (
-        Live(console=errors, transient=True, auto_refresh=False, redirect_stdout=False)
-        if show_status and errors.is_terminal
-        else None
-    )
+    display = status_display(errors, enabled=show_status)
     recorder = Recorder(
         options,
         lambda: _output(out),
@@ -669,7 +671,7 @@ def record_command(
         try:
             interrupted = run_until_interrupted(recorder.run)
         except RecordError as error:
-            print(f"juniper-cascor-protocol record: {error}", file=sys.stderr)
+            print_error("record", str(error))
             return EXIT_USAGE
     summary = recorder.summary(
         out="standard output" if out == "-" else out, interrupted=interrupted
@@ -680,6 +682,6 @@ def record_command(
     else:
         Console(file=report, highlight=False, soft_wrap=True).print(summary.render())
     if interrupted:
-        print("juniper-cascor-protocol record: interrupted", file=sys.stderr)
+        print_error("record", "interrupted")
         return EXIT_INTERRUPTED
     return EXIT_PROBLEMS if summary.problems else EXIT_OK

@@ -41,6 +41,7 @@ from rich.text import Text
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
+from juniper_cascor_protocol.capture import DEFAULT_MAX_UNKNOWN_TYPES
 from juniper_cascor_protocol.capture_file import (
     CapturedMessage,
     CaptureFormatError,
@@ -72,11 +73,11 @@ from juniper_cascor_protocol.envelope.chunking import (
 )
 from juniper_cascor_protocol.frame_verdict import is_invalid
 from juniper_cascor_protocol.interrupt import run_until_interrupted
+from juniper_cascor_protocol.terminal import STATUS_INTERVAL_S, print_error, status_display
 from juniper_cascor_protocol.wording import count_of
 
 __all__ = [
     "DEFAULT_PORT",
-    "LABEL_BUDGET",
     "Pacer",
     "Playback",
     "ReplayEnd",
@@ -90,9 +91,6 @@ __all__ = [
 
 DEFAULT_PORT: Final = 8765
 """The port ``replay`` listens on unless told otherwise (0 picks a free one)."""
-LABEL_BUDGET: Final = 1024
-"""Distinct unknown ``type`` names the summary reports by name."""
-STATUS_INTERVAL_S: Final = 0.25
 _LISTED_UNREADABLE: Final = 10
 """Unreadable capture lines listed in the summary with their reason; all are counted."""
 _WAIT_POLL_S: Final = 0.05
@@ -203,7 +201,7 @@ class Playback:
         self._session = TrainingConsumerSession(
             # Read what the recorded server sent, whatever its size: the producer re-chunks it.
             max_frame_bytes=DEFAULT_MAX_MESSAGE_BYTES,
-            labels=LabelBudget(LABEL_BUDGET),
+            labels=LabelBudget(DEFAULT_MAX_UNKNOWN_TYPES),
         )
         self._now = 0.0
 
@@ -567,12 +565,12 @@ def replay_command(
             max_frame_bytes=max_frame_bytes,
         )
     except ValueError as error:
-        print(f"juniper-cascor-protocol replay: {error}", file=sys.stderr)
+        print_error("replay", str(error))
         return EXIT_USAGE
     if not options.capture.is_file():
-        print(f"juniper-cascor-protocol replay: {capture}: no such file", file=sys.stderr)
+        print_error("replay", f"{capture}: no such file")
         return EXIT_USAGE
-    errors = Console(stderr=True, highlight=False)
+    display = status_display(Console(stderr=True, highlight=False), enabled=show_status)
     server = ReplayServer(options)
     started = time.monotonic()
 
@@ -581,11 +579,12 @@ def replay_command(
             waiting = ", once a client has joined" if wait_for_client else ""
             print(f"serving {server.url} from {capture}{waiting}; Ctrl-C stops", file=sys.stderr)
             sys.stderr.flush()
-            if not (show_status and errors.is_terminal):
+            if display is None:
                 await server.play(stop)
                 return
-            with Live(server.status(), console=errors, transient=True, auto_refresh=False) as live:
-                ticker = asyncio.create_task(_redraw_forever(live, server))
+            with display:
+                display.update(server.status(), refresh=True)
+                ticker = asyncio.create_task(_redraw_forever(display, server))
                 try:
                     await server.play(stop)
                 finally:
@@ -594,7 +593,7 @@ def replay_command(
     try:
         interrupted = run_until_interrupted(run)
     except ReplayError as error:
-        print(f"juniper-cascor-protocol replay: {error}", file=sys.stderr)
+        print_error("replay", str(error))
         return EXIT_USAGE
     summary = server.summary(interrupted=interrupted, duration_s=time.monotonic() - started)
     if as_json:
@@ -602,13 +601,10 @@ def replay_command(
     else:
         Console(highlight=False, soft_wrap=True).print(summary.render())
     if interrupted:
-        print("juniper-cascor-protocol replay: interrupted", file=sys.stderr)
+        print_error("replay", "interrupted")
         return EXIT_INTERRUPTED
     if summary.end is ReplayEnd.NOTHING_TO_REPLAY:
-        print(
-            f"juniper-cascor-protocol replay: {capture} holds no /ws/training message to replay",
-            file=sys.stderr,
-        )
+        print_error("replay", f"{capture} holds no /ws/training message to replay")
         return EXIT_USAGE
     return EXIT_PROBLEMS if summary.problems else EXIT_OK
 

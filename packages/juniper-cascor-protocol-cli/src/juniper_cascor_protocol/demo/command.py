@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import Callable
 
 from rich.console import Console
@@ -14,6 +13,7 @@ from juniper_cascor_protocol.demo.progress import DemoProgress, show_progress
 from juniper_cascor_protocol.demo.report import DemoReport
 from juniper_cascor_protocol.demo.run import run_demo
 from juniper_cascor_protocol.interrupt import run_until_interrupted
+from juniper_cascor_protocol.terminal import print_error
 
 __all__ = ["demo_command"]
 
@@ -39,7 +39,7 @@ def demo_command(
             frames=frames, clients=clients, tensor_mb=tensor_mb, timeout_s=timeout_s
         )
     except ValueError as error:
-        print(f"juniper-cascor-protocol demo: {error}", file=sys.stderr)
+        print_error("demo", str(error))
         return EXIT_USAGE
     console = Console(stderr=True)
     if show_status and console.is_terminal:
@@ -53,7 +53,7 @@ def demo_command(
         else:
             print(report.render())
     if interrupted:
-        print("juniper-cascor-protocol demo: interrupted", file=sys.stderr)
+        print_error("demo", "interrupted")
         return EXIT_INTERRUPTED
     return EXIT_PROBLEMS if report is None or report.problems else EXIT_OK
 
