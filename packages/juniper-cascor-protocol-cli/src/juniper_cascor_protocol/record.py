@@ -30,7 +30,6 @@ from typing import IO, Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from rich.console import Console, Group
-from rich.table import Table
 from rich.text import Text
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, WebSocketException
@@ -64,7 +63,7 @@ from juniper_cascor_protocol.envelope.session_events import UnknownFrame
 from juniper_cascor_protocol.frame_verdict import is_invalid
 from juniper_cascor_protocol.interrupt import run_until_interrupted
 from juniper_cascor_protocol.terminal import STATUS_INTERVAL_S, print_error, status_display
-from juniper_cascor_protocol.wording import count_of
+from juniper_cascor_protocol.wording import count_of, count_table
 
 __all__ = [
     "EndReason",
@@ -410,13 +409,11 @@ class RecordSummary:
             Text(f"ended: {self.ended()}"),
         ]
         if tally.types:
-            table = Table(box=None, pad_edge=False, show_edge=False)
-            table.add_column("type")
-            table.add_column("frames", justify="right")
-            for name, count in sorted(tally.types.items()):
-                shown = f"{name} (unknown type)" if name in tally.unknown else name
-                table.add_row(shown, f"{count:,}")
-            lines.append(table)
+            shown = {
+                f"{name} (unknown type)" if name in tally.unknown else name: count
+                for name, count in tally.types.items()
+            }
+            lines.append(count_table(shown, ("type", "frames")))
         if tally.invalid:
             parts = ", ".join(f"{name} {n}" for name, n in sorted(tally.invalid.items()))
             lines.append(Text(f"invalid: {parts} (validate the capture for each reason)"))

@@ -36,7 +36,6 @@ from typing import IO, Any, Final
 
 from rich.console import Console, Group
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -74,7 +73,7 @@ from juniper_cascor_protocol.envelope.chunking import (
 from juniper_cascor_protocol.frame_verdict import is_invalid
 from juniper_cascor_protocol.interrupt import run_until_interrupted
 from juniper_cascor_protocol.terminal import STATUS_INTERVAL_S, print_error, status_display
-from juniper_cascor_protocol.wording import count_of
+from juniper_cascor_protocol.wording import count_of, count_table
 
 __all__ = [
     "DEFAULT_PORT",
@@ -509,20 +508,10 @@ class ReplaySummary:
             Text(f"ended: {ended}"),
         ]
         if self.frames_by_type:
-            table = Table(box=None, pad_edge=False, show_edge=False)
-            table.add_column("type")
-            table.add_column("frames", justify="right")
-            for name, count in sorted(self.frames_by_type.items()):
-                table.add_row(name, f"{count:,}")
-            parts.append(table)
+            parts.append(count_table(self.frames_by_type, ("type", "frames")))
         if self.skipped:
             parts.append(Text("not replayed (last pass):"))
-            table = Table(box=None, pad_edge=False, show_edge=False, show_header=False)
-            table.add_column("reason")
-            table.add_column("count", justify="right")
-            for reason, count in sorted(self.skipped.items()):
-                table.add_row(f"  {reason}", f"{count:,}")
-            parts.append(table)
+            parts.append(count_table(self.skipped))
         for number, reason in self.unreadable:
             parts.append(Text(f"  line {number}: {reason}"))
         if self.unreadable_count > len(self.unreadable):
