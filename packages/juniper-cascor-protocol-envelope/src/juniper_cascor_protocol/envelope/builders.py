@@ -19,11 +19,14 @@ through it, so no path can break it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from juniper_cascor_protocol.envelope.base import BaseEnvelope
+from pydantic_core import to_json
+
+from juniper_cascor_protocol.envelope.base import BaseEnvelope, _holds_none_extra
 from juniper_cascor_protocol.envelope.chunking import STAMP_HEADROOM, Chunker
 from juniper_cascor_protocol.envelope.control import (
     CONTROL_ENVELOPES,
@@ -63,6 +66,24 @@ Clock = Callable[[], float]
 
 _CONTROL_TYPES = frozenset(cls.model_fields["type"].default for cls in CONTROL_ENVELOPES)
 _UNICAST_TYPE = "initial_metrics"
+
+
+def _stamp_json(values: dict[str, float | int]) -> bytes | None:
+    """The stamp as the end of a JSON object, ``,"seq":N,"emitted_at_monotonic":F}``.
+
+    Written as Pydantic writes the fields (its own writer formats the float), in their declared
+    order. ``None`` for a value of another type than ``int`` (``seq``) or a finite ``float``: the
+    stamped frame is then serialized as a whole.
+    """
+    seq = values.get("seq")
+    monotonic = values["emitted_at_monotonic"]
+    if type(monotonic) is not float or not math.isfinite(monotonic):
+        return None
+    if seq is None:
+        return b',"emitted_at_monotonic":' + to_json(monotonic) + b"}"
+    if type(seq) is not int:
+        return None
+    return b',"seq":%d,"emitted_at_monotonic":%b}' % (seq, to_json(monotonic))
 
 
 def _kind(envelope: BaseEnvelope) -> str:
@@ -150,14 +171,7 @@ class BroadcastBuilder:
         ``initial_metrics`` that is not an :class:`InitialMetricsEnvelope` (no ``current_seq``).
         """
         self._check_stampable(envelope, "stamp")
-        if _kind(envelope) != _UNICAST_TYPE:
-            update: dict[str, float | int] = {"seq": self._counter.next()}
-        elif isinstance(envelope, InitialMetricsEnvelope):
-            update = {"seq": envelope.data.current_seq}
-        else:  # a chunk of initial_metrics
-            update = {}
-        update["emitted_at_monotonic"] = self._monotonic()
-        return envelope.model_copy(update=update)
+        return envelope.model_copy(update=self._stamp_values(envelope))
 
     def frames(self, envelope: BaseEnvelope) -> list[BaseEnvelope]:
         """The stamped wire frames for an unstamped ``envelope`` (one, or its chunks).
@@ -169,8 +183,44 @@ class BroadcastBuilder:
         return [self.stamp(piece) for piece in self._chunker.split(envelope)]
 
     def wire_frames(self, envelope: BaseEnvelope) -> list[str]:
-        """:meth:`frames` serialized: the text frames to send, in order."""
-        return [to_wire_json(frame) for frame in self.frames(envelope)]
+        """:meth:`frames` serialized: the text frames to send, in order.
+
+        Each frame is serialized once. A frame that fits is the JSON the chunker measured with
+        the stamp appended: exactly the text :func:`to_wire_json` writes for the stamped frame.
+        """
+        self._check_stampable(envelope, "frames")
+        wire_or_chunks = self._chunker.wire_or_chunks(envelope)
+        if isinstance(wire_or_chunks, bytes):
+            return [self._stamped_text(envelope, wire_or_chunks)]
+        return [to_wire_json(self.stamp(chunk)) for chunk in wire_or_chunks]
+
+    def _stamp_values(self, envelope: BaseEnvelope) -> dict[str, float | int]:
+        """The stamp of :meth:`stamp`, taking the next ``seq`` of a broadcast frame."""
+        if _kind(envelope) != _UNICAST_TYPE:
+            values: dict[str, float | int] = {"seq": self._counter.next()}
+        elif isinstance(envelope, InitialMetricsEnvelope):
+            values = {"seq": envelope.data.current_seq}
+        else:  # a chunk of initial_metrics
+            values = {}
+        values["emitted_at_monotonic"] = self._monotonic()
+        return values
+
+    def _stamped_text(self, envelope: BaseEnvelope, wire: bytes) -> str:
+        """The wire text of ``envelope`` stamped, given ``wire``, its JSON without the stamp."""
+        values = self._stamp_values(envelope)
+        stamp = _stamp_json(values)
+        if (
+            stamp is None
+            # Pydantic writes unknown keys after the stamp's fields, and to_wire_json writes
+            # some frames otherwise (base.py): an unknown key holding None, or a text from the
+            # json module, which has a "\u" escape for every non-ASCII character. Those frames
+            # are serialized stamped (as is one whose "\u" escapes a control character).
+            or envelope.__pydantic_extra__
+            or _holds_none_extra(envelope)
+            or b"\\u" in wire
+        ):
+            return to_wire_json(envelope.model_copy(update=values))
+        return (wire[:-1] + stamp).decode()
 
     def _stamped(self, envelope_type: type[E], data: Mapping[str, Any] | None) -> E:
         return envelope_type.model_validate(

@@ -26,7 +26,7 @@ from typing import Final
 
 from pydantic_core import to_json
 
-from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope
+from juniper_cascor_protocol.envelope.base import BaseEnvelope, UnknownEnvelope, _holds_none_extra
 from juniper_cascor_protocol.envelope.labels import RESERVED_LABELS, LabelBudget
 from juniper_cascor_protocol.envelope.sequence import MAX_SEQ
 from juniper_cascor_protocol.envelope.training import ChunkedMessageData, ChunkedMessageEnvelope
@@ -92,6 +92,27 @@ bytes, measured. Charging it to the caps keeps a flood of tiny chunks within the
 """
 
 
+_CHUNK_TYPE: Final = "chunked_message"
+_REPLACEMENT_CHARACTER_UTF8: Final = "\ufffd".encode()
+_WHOLE_ENVELOPES: Final = frozenset(KNOWN_ENVELOPES.values()) - {ChunkedMessageEnvelope}
+"""The typed envelopes that are never a chunk, tested by exact type (``isinstance`` on a model
+class goes through ``ABCMeta``)."""
+
+
+def _wire_json(envelope: BaseEnvelope) -> bytes:
+    """The text ``envelope.to_wire_json()`` writes, UTF-8, from one serialization as a rule.
+
+    Pydantic's dump first, so that an envelope it cannot write raises its error. It is the wire
+    text unless ``to_wire_json`` writes the frame otherwise (an unknown key holding ``None``,
+    kept; a replacement character, which may stand for a key's lone surrogate): that text, which
+    is what a chunk must carry and may be longer, is then written too.
+    """
+    wire = envelope.__pydantic_serializer__.to_json(envelope, exclude_none=True)
+    if _REPLACEMENT_CHARACTER_UTF8 in wire or _holds_none_extra(envelope):
+        return envelope.to_wire_json().encode()
+    return wire
+
+
 def _new_chunk_id() -> str:
     return str(uuid.uuid4())
 
@@ -141,15 +162,27 @@ class Chunker:
 
     def fits(self, envelope: BaseEnvelope) -> bool:
         """Whether ``envelope`` goes out as one frame, headroom included."""
-        wire = envelope.__pydantic_serializer__.to_json(envelope, exclude_none=True)
-        return len(wire) + self._headroom <= self._max_frame_bytes
+        return len(_wire_json(envelope)) + self._headroom <= self._max_frame_bytes
 
     def split(self, envelope: BaseEnvelope) -> list[BaseEnvelope]:
         """``[envelope]`` if it fits in one frame, else its chunk envelopes in index order."""
-        wire = envelope.__pydantic_serializer__.to_json(envelope, exclude_none=True)
-        if len(wire) + self._headroom <= self._max_frame_bytes:
+        wire_or_chunks = self.wire_or_chunks(envelope)
+        if isinstance(wire_or_chunks, bytes):
             return [envelope]
-        return list(self._chunks(envelope, wire.decode()))
+        return list(wire_or_chunks)
+
+    def wire_or_chunks(self, envelope: BaseEnvelope) -> bytes | list[ChunkedMessageEnvelope]:
+        """What :meth:`split` decides, keeping the JSON it serialized to decide it.
+
+        The envelope's wire text, UTF-8 (what ``to_wire_json`` writes, as :meth:`fits` measures
+        it), when it fits in one frame, headroom included; else its chunk envelopes in index
+        order, cut from that text. A broadcaster appends its stamp to the text instead of
+        serializing the frame again.
+        """
+        wire = _wire_json(envelope)
+        if len(wire) + self._headroom <= self._max_frame_bytes:
+            return wire
+        return self._chunks(envelope, wire.decode())
 
     def chunk(self, envelope: BaseEnvelope) -> list[ChunkedMessageEnvelope]:
         """Always split, even an envelope that would fit (one chunk then)."""
@@ -460,15 +493,35 @@ class Reassembler:
         self._expired += len(expired)
         return expired
 
+    def feed_whole(self, envelope: BaseEnvelope) -> bool:
+        """Pass ``envelope`` through if it is a whole frame, without building a result.
+
+        ``True``: ``envelope`` is not a chunk, and was counted as :meth:`feed` counts a
+        ``PASSTHROUGH`` (after expiring what was due). ``False``: it is, or may be, a chunk
+        (``chunked_message``, valid or not), and nothing was done: give it to :meth:`feed`.
+        """
+        kind = type(envelope)
+        if kind not in _WHOLE_ENVELOPES and (
+            kind is not UnknownEnvelope or envelope.type == _CHUNK_TYPE
+        ):
+            return False
+        if self._partials:
+            self.expire()
+        self._passthrough += 1
+        return True
+
     def feed(self, envelope: BaseEnvelope) -> ReassemblyResult:
         """Take one received envelope; non-chunks pass through. Never raises."""
-        self.expire()
+        if self.feed_whole(envelope):
+            return ReassemblyResult(ReassemblyStatus.PASSTHROUGH, envelope)
+        if self._partials:  # with none, expiring would only read the clock
+            self.expire()
         if not isinstance(envelope, ChunkedMessageEnvelope):
-            if isinstance(envelope, UnknownEnvelope) and envelope.type == "chunked_message":
+            if isinstance(envelope, UnknownEnvelope) and envelope.type == _CHUNK_TYPE:
                 self._chunks += 1
                 return self._reject(RejectReason.MALFORMED, None)
-            self._passthrough += 1
-            return ReassemblyResult(ReassemblyStatus.PASSTHROUGH, envelope=envelope)
+            self._passthrough += 1  # an envelope of a class of its own
+            return ReassemblyResult(ReassemblyStatus.PASSTHROUGH, envelope)
         self._chunks += 1
         return self._feed_chunk(envelope.data)
 
@@ -555,7 +608,7 @@ class Reassembler:
 
     def _reject(self, reason: RejectReason, chunk_id: str | None) -> ReassemblyResult:
         self._rejected[reason] += 1
-        return ReassemblyResult(ReassemblyStatus.REJECTED, reason=reason, chunk_id=chunk_id)
+        return ReassemblyResult(ReassemblyStatus.REJECTED, None, reason, chunk_id)
 
     def _close_rejected(self, reason: RejectReason, chunk_id: str) -> ReassemblyResult:
         self._drop(chunk_id, reason)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from juniper_cascor_protocol.envelope.base import MAX_SEQ, BaseEnvelope
 from juniper_cascor_protocol.envelope.training import InitialMetricsEnvelope
@@ -127,6 +128,10 @@ class SeqStats:
     last_seq: int | None
 
 
+_IGNORED: Final = SeqObservation(SeqEvent.IGNORED)
+"""Every frame without ``seq`` gets this same verdict: it is immutable and carries nothing else."""
+
+
 class SequenceTracker:
     """Consumer-side check of ``seq`` on one ``/ws/training`` connection.
 
@@ -180,11 +185,20 @@ class SequenceTracker:
 
     def seed(self, initial: InitialMetricsEnvelope | int) -> SeqObservation:
         """Expect ``current_seq + 1`` next; takes the ``initial_metrics`` envelope or the int."""
-        current = (
-            initial.data.current_seq if isinstance(initial, InitialMetricsEnvelope) else initial
-        )
+        if type(initial) is int:  # first: ``isinstance`` on a model class goes through ABCMeta
+            current = initial
+        elif isinstance(initial, InitialMetricsEnvelope):
+            current = initial.data.current_seq
+        else:
+            current = initial
         self._last = current
-        return SeqObservation(SeqEvent.SEEDED, seq=current, expected=current + 1)
+        return SeqObservation(SeqEvent.SEEDED, current, current + 1)
+
+    def reseed(self, current_seq: int) -> int | None:
+        """:meth:`seed` without building its verdict; returns the ``last_seq`` it replaces."""
+        previous = self._last
+        self._last = current_seq
+        return previous
 
     def observe(self, envelope: BaseEnvelope) -> SeqObservation:
         """Classify one received envelope (``initial_metrics`` seeds instead)."""
@@ -192,20 +206,35 @@ class SequenceTracker:
             return self.seed(envelope)
         if envelope.seq is None:
             self._ignored += 1
-            return SeqObservation(SeqEvent.IGNORED)
+            return _IGNORED
         return self.observe_seq(envelope.seq)
 
     def observe_seq(self, seq: int) -> SeqObservation:
         """Classify a bare ``seq`` number."""
+        last = self._last
+        anomaly = self.check_seq(seq)
+        if anomaly is not None:
+            return anomaly
+        if last is None:
+            return SeqObservation(SeqEvent.FIRST, seq=seq)
+        return SeqObservation(SeqEvent.OK, seq=seq, expected=seq)
+
+    def check_seq(self, seq: int | None) -> SeqObservation | None:
+        """:meth:`observe_seq`, but only a ``GAP``, ``DUPLICATE`` or ``RESET`` verdict is returned.
+
+        ``None`` for ``FIRST`` and ``OK``, and for a frame without ``seq`` (``None``, counted as
+        ignored, as :meth:`observe` counts it): the counts and ``last_seq`` move exactly as
+        with :meth:`observe`, and nothing is allocated for a frame in order.
+        """
+        if seq is None:
+            self._ignored += 1
+            return None
         self._received += 1
         last = self._last
-        if last is None:
+        if last is None or seq == last + 1:
             self._last = seq
-            return SeqObservation(SeqEvent.FIRST, seq=seq)
+            return None
         expected = last + 1
-        if seq == expected:
-            self._last = seq
-            return SeqObservation(SeqEvent.OK, seq=seq, expected=expected)
         if seq > expected:
             self._last = seq
             self._gaps += 1
