@@ -185,14 +185,11 @@ class SequenceTracker:
 
     def seed(self, initial: InitialMetricsEnvelope | int) -> SeqObservation:
         """Expect ``current_seq + 1`` next; takes the ``initial_metrics`` envelope or the int."""
-        if type(initial) is int:  # first: ``isinstance`` on a model class goes through ABCMeta
-            current = initial
-        elif isinstance(initial, InitialMetricsEnvelope):
-            current = initial.data.current_seq
-        else:
-            current = initial
+        current = (
+            initial.data.current_seq if isinstance(initial, InitialMetricsEnvelope) else initial
+        )
         self._last = current
-        return SeqObservation(SeqEvent.SEEDED, current, current + 1)
+        return SeqObservation(SeqEvent.SEEDED, seq=current, expected=current + 1)
 
     def reseed(self, current_seq: int) -> int | None:
         """:meth:`seed` without building its verdict; returns the ``last_seq`` it replaces."""
