@@ -180,7 +180,7 @@ class _Field:
             spec.default is not dataclasses.MISSING
             or spec.default_factory is not dataclasses.MISSING
         )
-        self.nullable = self.optional or spec.metadata.get("nullable", False)
+        self.nullable = spec.default is None or spec.metadata.get("nullable", False)
         # Written even when None (as null), like the peers that always send the field.
         self.written_as_null = spec.metadata.get("written_as_null", False)
 
