@@ -11,7 +11,6 @@ valid UTF-8.
 from __future__ import annotations
 
 import json
-import math
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -73,16 +72,33 @@ def loads_or_none(raw: str | bytes) -> tuple[bool, Any]:
         return False, None
 
 
+def _is_nan(value: object) -> bool:
+    return isinstance(value, float) and value != value
+
+
 def json_equal(left: object, right: object) -> bool:
-    """Equality of decoded JSON values where NaN equals NaN and ``true`` is not ``1``."""
-    if isinstance(left, bool) or isinstance(right, bool):
-        return type(left) is type(right) and left == right
-    if isinstance(left, float) and isinstance(right, float) and math.isnan(left):
-        return math.isnan(right)
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
-    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
-        return len(left) == len(right) and all(map(json_equal, left, right))
-    if isinstance(left, int | float) and isinstance(right, int | float):
-        return left == right
-    return type(left) is type(right) and left == right
+    """Equality of decoded JSON values where NaN equals NaN and ``true`` is not ``1``.
+
+    Iterative, not recursive: a peer's JSON may nest as deep as the parser allows.
+    """
+    pending = [(left, right)]
+    while pending:
+        one, other = pending.pop()
+        if isinstance(one, bool) or isinstance(other, bool):
+            if type(one) is not type(other) or one != other:
+                return False
+        elif isinstance(one, dict) and isinstance(other, dict):
+            if one.keys() != other.keys():
+                return False
+            pending += [(one[key], other[key]) for key in one]
+        elif isinstance(one, list | tuple) and isinstance(other, list | tuple):
+            if len(one) != len(other):
+                return False
+            pending += zip(one, other, strict=True)
+        elif isinstance(one, int | float) and isinstance(other, int | float):
+            both_nan = _is_nan(one) and _is_nan(other)
+            if not (one == other or both_nan):
+                return False
+        elif type(one) is not type(other) or one != other:
+            return False
+    return True
