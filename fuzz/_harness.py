@@ -65,7 +65,7 @@ def run(test_one_input: TestOneInput, structure: StructuredMutator | None = None
     if len(sys.argv) == 3 and sys.argv[1] == "--minimize":
         sys.exit(_minimize(test_one_input, Path(sys.argv[2])))
     if _atheris is None:
-        sys.exit("atheris is not installed: run `uv run nox -s fuzz`, which installs it")
+        sys.exit("atheris is not installed: `uv run --group dev nox -s fuzz` installs it")
     if structure is None:
         _atheris.Setup(sys.argv, test_one_input)
     else:
