@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from fuzz._mutators import combined
 
@@ -28,9 +28,10 @@ except ImportError:  # the regression tests and mypy run without it
 else:
     _atheris = atheris
 
-__all__ = ["ContractBreach", "instrumented", "run"]
+__all__ = ["ContractBreach", "instrumented", "read_as_every_carrier", "run"]
 
 TestOneInput = Callable[[bytes], None]
+Read = TypeVar("Read")
 StructuredMutator = Callable[[bytes, random.Random], bytes | None]
 
 # The package whose code is fuzzed: only its modules are instrumented.
@@ -41,6 +42,29 @@ _MAX_MINIMIZE_ATTEMPTS = 20_000
 
 class ContractBreach(AssertionError):  # noqa: N818 (reads as what it reports)
     """A documented promise was broken by the input: the fuzzer reports it as a crash."""
+
+
+def read_as_every_carrier(
+    data: bytes,
+    read: Callable[[str | bytes | bytearray | memoryview], Read],
+    same: Callable[[Read, Read], bool],
+    check: Callable[[str | bytes, Read], None],
+) -> None:
+    """Feed one message to a JSON-text reader in every form a WebSocket library hands it over.
+
+    bytes, bytearray and memoryview must read alike; ``check`` holds the bytes' result and the
+    text's (as a library decodes a text frame) to the reader's contract; and any ``str`` at all,
+    raw lone surrogates included, must still be read without an exception.
+    """
+    result = read(data)
+    for carrier in (bytearray(data), memoryview(data)):
+        other = read(carrier)
+        if not same(other, result):
+            raise ContractBreach(f"{type(carrier).__name__} gave {other!r}, not {result!r}")
+    check(data, result)
+    text = data.decode("utf-8", "replace")
+    check(text, read(text))
+    read(data.decode("utf-8", "surrogateescape"))
 
 
 @contextmanager

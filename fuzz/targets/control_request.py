@@ -9,7 +9,7 @@ valid Unicode; a valid request re-sent by ``to_wire_json`` reads back as the sam
 
 from __future__ import annotations
 
-from fuzz._harness import ContractBreach, instrumented, run
+from fuzz._harness import ContractBreach, instrumented, read_as_every_carrier, run
 from fuzz._mutators import mutate_json_text
 
 with instrumented():
@@ -63,17 +63,7 @@ def check_request(raw: str | bytes, request: ControlCommand | CommandParseError)
 
 
 def test_one_input(data: bytes) -> None:
-    request = parse_command_json(data)
-    for carrier in (bytearray(data), memoryview(data)):
-        other = parse_command_json(carrier)
-        if not same_request(other, request):
-            raise ContractBreach(f"{type(carrier).__name__} gave {other!r}, not {request!r}")
-    check_request(data, request)
-    # As a str: what a WebSocket library gives for a text frame (always valid UTF-8)...
-    text = data.decode("utf-8", "replace")
-    check_request(text, parse_command_json(text))
-    # ...and any str at all, raw lone surrogates included: still no exception.
-    parse_command_json(data.decode("utf-8", "surrogateescape"))
+    read_as_every_carrier(data, parse_command_json, same_request, check_request)
 
 
 if __name__ == "__main__":

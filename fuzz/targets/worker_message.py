@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fuzz._harness import ContractBreach, instrumented, run
+from fuzz._harness import ContractBreach, instrumented, read_as_every_carrier, run
 from fuzz._mutators import mutate_json_text
 
 with instrumented():
@@ -59,17 +59,7 @@ def check_message(raw: str | bytes, result: Any) -> None:
 
 
 def test_one_input(data: bytes) -> None:
-    result = parse_worker_message_json(data)
-    for carrier in (bytearray(data), memoryview(data)):
-        other = parse_worker_message_json(carrier)
-        if not same_result(other, result):
-            raise ContractBreach(f"{type(carrier).__name__} gave {other!r}, not {result!r}")
-    check_message(data, result)
-    # As a str: what a WebSocket library gives for a text frame (always valid UTF-8)...
-    text = data.decode("utf-8", "replace")
-    check_message(text, parse_worker_message_json(text))
-    # ...and any str at all, raw lone surrogates included: still no exception.
-    parse_worker_message_json(data.decode("utf-8", "surrogateescape"))
+    read_as_every_carrier(data, parse_worker_message_json, same_result, check_message)
 
 
 if __name__ == "__main__":
