@@ -1,5 +1,6 @@
-"""Makes ``benchmarks.envelope_mix``, the frame mix both envelope benchmarks measure, importable
-(the tests are imported with ``--import-mode=importlib``, which puts no folder on the path)."""
+"""Makes the benchmarks' shared modules importable (``benchmarks.envelope_mix``, the frame mix
+both envelope benchmarks measure, and ``benchmarks.interleaved``): the tests are imported with
+``--import-mode=importlib``, which puts no folder on the path."""
 
 from __future__ import annotations
 

@@ -35,7 +35,6 @@ import importlib
 import json
 import math
 import operator
-import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -43,6 +42,7 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from benchmarks.envelope_mix import MIX, RAW, Frame
+from benchmarks.interleaved import interleaved_best_seconds
 from juniper_cascor_protocol.envelope import (
     KNOWN_ENVELOPES,
     BaseEnvelope,
@@ -254,21 +254,6 @@ if MSGSPEC is not None:
         VARIANTS[f"{_name}: msgspec"] = _over_mix(MSGSPEC, _texts)
 
 
-def _interleaved_best_seconds(rounds: int) -> dict[str, float]:
-    """Best time of one round per variant, the variants taking turns round after round.
-
-    Measured in turns rather than one test after the other, a machine busy with other work
-    for a few seconds slows every variant alike instead of the one running at that moment.
-    """
-    best = dict.fromkeys(VARIANTS, math.inf)
-    for _ in range(rounds):
-        for name, run in VARIANTS.items():
-            start = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
 # (what, numerator, denominator, target, sense): the ratio numerator / denominator.
 _RATIOS = [
     ("validate_envelope speed-up over baseline", "baseline", "validate_envelope", 1.5, ">="),
@@ -433,7 +418,7 @@ def test_msgspec(benchmark: Any) -> None:
 def test_ratio_table(benchmark: Any, request: pytest.FixtureRequest) -> None:
     """Every variant (each checked by a test above) timed in turns, for the table."""
     benchmark.group = "envelope validation: the interleaved measurement behind the table"
-    best_seconds = benchmark.pedantic(_interleaved_best_seconds, args=(200,), rounds=1)
+    best_seconds = benchmark.pedantic(interleaved_best_seconds, args=(VARIANTS, 200), rounds=1)
     assert set(best_seconds) == set(VARIANTS)
     request.config.pluginmanager.register(
         _RatioTable(_table_lines(best_seconds)), "envelope-ratio-table"

@@ -18,14 +18,13 @@ is kept; the table at the end gives each target with PASS or MISS (reported, not
 from __future__ import annotations
 
 import json
-import math
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from benchmarks.envelope_mix import MIX, RAW
+from benchmarks.interleaved import interleaved_best_seconds
 from juniper_cascor_protocol.envelope import (
     MetricsEnvelope,
     reset_unknown_label_state,
@@ -93,16 +92,6 @@ VARIANTS: dict[str, Callable[[], None]] = {
     f"broadcast to {CLIENTS} clients": _fan_out_round(CLIENTS),
     "broadcast to 1 client": _fan_out_round(1),
 }
-
-
-def _interleaved_best_seconds(rounds: int) -> dict[str, float]:
-    best = dict.fromkeys(VARIANTS, math.inf)
-    for _ in range(rounds):
-        for name, run in VARIANTS.items():
-            start = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 class _CountingSerializer:
@@ -187,7 +176,7 @@ def test_table(
     benchmark: Any, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     benchmark.group = "/ws/training sessions: the interleaved measurement behind the table"
-    best = benchmark.pedantic(_interleaved_best_seconds, args=(200,), rounds=1)
+    best = benchmark.pedantic(interleaved_best_seconds, args=(VARIANTS, 200), rounds=1)
     per_frame = {name: seconds / len(RAW) * 1e6 for name, seconds in best.items()}
     lines = [f"{'per frame of the mix':<58} {'us':>9}"]
     lines += [f"{name:<58} {per_frame[name]:>9.2f}" for name in list(VARIANTS)[:3]]
